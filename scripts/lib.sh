@@ -119,7 +119,8 @@ pid_alive() {
 
 # read_pid FILE: print the pid stored in FILE (first line), or nothing.
 read_pid() {
-  [ -f "$1" ] && head -n1 "$1" | tr -dc '0-9'
+  if [ -f "$1" ]; then head -n1 "$1" | tr -dc '0-9'; fi
+  return 0
 }
 
 # children_of PID: direct children of PID (from /proc, no procps needed).
