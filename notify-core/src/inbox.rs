@@ -1,0 +1,222 @@
+//! The inbox operations of the REST API as plain functions over the traits: list, catch up,
+//! count, mark read; plus the backlog a resuming STOMP or SSE client gets.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+
+use crate::error::{Error, Result};
+use crate::model::{json_kind, Cursor, InboxItem};
+use crate::service::NotifyService;
+use crate::store::{ListQuery, NotificationStoreExt, Page, Reader};
+
+/// Default page size.
+pub const DEFAULT_LIMIT: usize = 20;
+/// Largest page size.
+pub const MAX_LIMIT: usize = 200;
+
+/// Parses `limit`, `before`, `since` and `unread_only` from a URL query string.
+pub fn parse_list_query(query: Option<&str>) -> Result<ListQuery> {
+    let mut limit = DEFAULT_LIMIT;
+    let mut before = None;
+    let mut since = None;
+    let mut unread_only = false;
+    for (key, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match key.as_ref() {
+            "limit" => {
+                limit = value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|l| (1..=MAX_LIMIT).contains(l))
+                    .ok_or_else(|| {
+                        Error::invalid("limit", format!("must be an integer from 1 to {MAX_LIMIT}"))
+                    })?;
+            }
+            "before" if !value.is_empty() => before = Some(Cursor::parse(&value, "before")?),
+            "since" if !value.is_empty() => since = Some(Cursor::parse_or_time(&value, "since")?),
+            "unread_only" => {
+                unread_only = match value.as_ref() {
+                    "true" | "1" | "" => true,
+                    "false" | "0" => false,
+                    _ => return Err(Error::invalid("unread_only", "must be true or false")),
+                }
+            }
+            _ => {}
+        }
+    }
+    let page = match (before, since) {
+        (Some(_), Some(_)) => {
+            return Err(Error::invalid("since", "cannot be combined with `before`"))
+        }
+        (None, Some(since)) => Page::OldestAfter(since),
+        (before, None) => Page::NewestBefore(before),
+    };
+    Ok(ListQuery {
+        page,
+        limit,
+        unread_only,
+    })
+}
+
+/// One page of an inbox with the reader's unread count.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboxPage {
+    /// The items, in the query's order.
+    pub items: Vec<InboxItem>,
+    /// Where the next page starts, when this one was full.
+    pub next_cursor: Option<Cursor>,
+    /// The reader's unread count.
+    pub unread_count: u64,
+}
+
+impl InboxPage {
+    /// The contract's JSON: `{"items":[…],"next_cursor":…,"unread_count":n}`.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "items": self.items.iter().map(|i| i.notification.to_json(i.read)).collect::<Vec<_>>(),
+            "next_cursor": self.next_cursor.as_ref().map(|c| c.to_string()),
+            "unread_count": self.unread_count,
+        })
+    }
+}
+
+/// Reads a page of the inbox (newest first, or oldest first after `since`).
+pub async fn list(
+    service: &NotifyService,
+    reader: &Reader,
+    query: &ListQuery,
+) -> Result<InboxPage> {
+    let (items, unread_count) = tokio::try_join!(
+        service.store.list(reader, query),
+        service.store.unread_count(reader)
+    )?;
+    let next_cursor = (items.len() == query.limit)
+        .then(|| items.last().map(|i| i.notification.cursor()))
+        .flatten();
+    Ok(InboxPage {
+        items,
+        next_cursor,
+        unread_count,
+    })
+}
+
+/// The reader's unread count.
+pub async fn unread_count(service: &NotifyService, reader: &Reader) -> Result<u64> {
+    service.store.unread_count(reader).await
+}
+
+/// Marks one notification read; [`Error::NotFound`] if the reader cannot see it.
+pub async fn mark_read(service: &NotifyService, reader: &Reader, id: &str) -> Result<()> {
+    let found = service.store.mark_read(reader, &[id.to_string()]).await?;
+    if found.is_empty() {
+        return Err(Error::not_found(format!("notification {id}")));
+    }
+    Ok(())
+}
+
+/// Marks everything read.
+pub async fn mark_all_read(service: &NotifyService, reader: &Reader) -> Result<()> {
+    service.store.mark_all_read(reader).await
+}
+
+/// Applies a read request body (`{"ids":[…]}` or `{"all":true}`), as `SEND /app/read` does.
+/// Returns how many notifications were marked (unknown ids are ignored).
+pub async fn apply_read_request(
+    service: &NotifyService,
+    reader: &Reader,
+    body: &[u8],
+) -> Result<usize> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| Error::invalid_body(format!("invalid JSON: {e}")))?;
+    let obj = value
+        .as_object()
+        .ok_or_else(|| Error::invalid_body("expected {\"ids\":[…]} or {\"all\":true}"))?;
+    match obj.get("all") {
+        None | Some(Value::Bool(false)) => {}
+        Some(Value::Bool(true)) => {
+            mark_all_read(service, reader).await?;
+            return Ok(0);
+        }
+        Some(other) => {
+            return Err(Error::invalid(
+                "all",
+                format!("must be a boolean, got {}", json_kind(other)),
+            ))
+        }
+    }
+    let ids = match obj.get("ids") {
+        Some(Value::Array(ids)) => ids
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| Error::invalid(format!("ids[{i}]"), "must be a string"))
+            })
+            .collect::<Result<Vec<_>>>()?,
+        Some(other) => {
+            return Err(Error::invalid(
+                "ids",
+                format!("must be an array of strings, got {}", json_kind(other)),
+            ))
+        }
+        None => {
+            return Err(Error::invalid(
+                "ids",
+                "is required (or send {\"all\":true})",
+            ))
+        }
+    };
+    if ids.len() > 1000 {
+        return Err(Error::invalid("ids", "at most 1000 ids at once"));
+    }
+    Ok(service.store.mark_read(reader, &ids).await?.len())
+}
+
+/// One notification replayed to a resuming client.
+#[derive(Debug, Clone)]
+pub struct ResumeItem {
+    /// Notification id (`message-id`).
+    pub id: String,
+    /// Its cursor (SSE `id`).
+    pub cursor: String,
+    /// The notification JSON with the reader's read state.
+    pub json: Bytes,
+}
+
+/// Everything after `since` for `reader`: the stored backlog, oldest first, then pushes that
+/// went out live but are not stored yet. Call it after the session is registered with the
+/// hub, so anything later arrives live: together there is no gap (repeats are possible).
+pub async fn resume_backlog(
+    service: &Arc<NotifyService>,
+    reader: &Reader,
+    since: &Cursor,
+) -> Result<Vec<ResumeItem>> {
+    // Snapshot the unstored pushes first: whatever leaves this set before the store read
+    // below is in the store by then.
+    let pending = service.pending.visible_to(reader);
+    let stored = service.store.catch_up(reader, since).await?;
+    let mut seen: HashSet<String> = HashSet::with_capacity(stored.len());
+    let mut out: Vec<ResumeItem> = Vec::with_capacity(stored.len() + pending.len());
+    for item in stored {
+        seen.insert(item.notification.id.clone());
+        out.push(ResumeItem {
+            id: item.notification.id.clone(),
+            cursor: item.notification.cursor().to_string(),
+            json: item.notification.to_json_bytes(item.read),
+        });
+    }
+    for push in pending {
+        let n = &push.notification;
+        if n.cursor() > *since && !seen.contains(&n.id) {
+            out.push(ResumeItem {
+                id: n.id.clone(),
+                cursor: n.cursor().to_string(),
+                json: push.json.clone(),
+            });
+        }
+    }
+    Ok(out)
+}

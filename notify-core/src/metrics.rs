@@ -1,0 +1,126 @@
+//! Metrics through the `metrics` facade, with the contract's names. With the default
+//! `prometheus` feature, [`install_prometheus`] installs a recorder whose text the HTTP
+//! adapters serve at `/metrics`.
+
+use std::time::Duration;
+
+/// Gauge: connected sessions.
+pub const SESSIONS: &str = "notify_sessions";
+/// Counter by `result` (`accepted`, `stored`, `duplicate`, `dead_letter`, `rejected`).
+pub const EVENTS_TOTAL: &str = "notify_events_total";
+/// Counter: notifications newly stored.
+pub const NOTIFICATIONS_STORED_TOTAL: &str = "notify_notifications_stored_total";
+/// Counter: MESSAGE frames and SSE events written to clients.
+pub const MESSAGES_PUSHED_TOTAL: &str = "notify_messages_pushed_total";
+/// Counter by `reason` (`client`, `error`, `slow_consumer`, `heartbeat`, `shutdown`, `expired`).
+pub const SESSIONS_CLOSED_TOTAL: &str = "notify_sessions_closed_total";
+/// Histogram: event time to frame written, seconds.
+pub const DELIVERY_LATENCY_SECONDS: &str = "notify_delivery_latency_seconds";
+/// Histogram: one store batch write, seconds.
+pub const STORE_WRITE_SECONDS: &str = "notify_store_write_seconds";
+/// Gauge by `topic`, `partition`: consumer lag (set by the Kafka adapter).
+pub const KAFKA_CONSUMER_LAG: &str = "notify_kafka_consumer_lag";
+
+pub(crate) fn event(result: &'static str) {
+    metrics::counter!(EVENTS_TOTAL, "result" => result).increment(1);
+}
+
+pub(crate) fn session_closed(reason: &'static str) {
+    metrics::counter!(SESSIONS_CLOSED_TOTAL, "reason" => reason).increment(1);
+}
+
+pub(crate) fn pushed(latency: Option<Duration>) {
+    metrics::counter!(MESSAGES_PUSHED_TOTAL).increment(1);
+    if let Some(l) = latency {
+        metrics::histogram!(DELIVERY_LATENCY_SECONDS).record(l.as_secs_f64());
+    }
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_gauge!(SESSIONS, "Connected WebSocket and SSE sessions");
+    describe_counter!(EVENTS_TOTAL, "Events processed, by result");
+    describe_counter!(NOTIFICATIONS_STORED_TOTAL, "Notifications newly stored");
+    describe_counter!(MESSAGES_PUSHED_TOTAL, "Notifications written to clients");
+    describe_counter!(SESSIONS_CLOSED_TOTAL, "Sessions closed, by reason");
+    describe_histogram!(
+        DELIVERY_LATENCY_SECONDS,
+        Unit::Seconds,
+        "Event time to frame written"
+    );
+    describe_histogram!(STORE_WRITE_SECONDS, Unit::Seconds, "Store batch write time");
+    describe_gauge!(KAFKA_CONSUMER_LAG, "Kafka consumer lag in messages");
+}
+
+/// Renders the current metrics as Prometheus text, if a recorder of ours is installed.
+pub fn render() -> Option<String> {
+    #[cfg(feature = "prometheus")]
+    {
+        prometheus::HANDLE.get().map(|h| h.render())
+    }
+    #[cfg(not(feature = "prometheus"))]
+    {
+        None
+    }
+}
+
+/// Installs the Prometheus recorder once per process (later calls are no-ops). Returns false
+/// when another recorder was installed first; then `/metrics` reports that.
+pub fn install_prometheus() -> bool {
+    #[cfg(feature = "prometheus")]
+    {
+        prometheus::install()
+    }
+    #[cfg(not(feature = "prometheus"))]
+    {
+        false
+    }
+}
+
+#[cfg(feature = "prometheus")]
+mod prometheus {
+    use std::sync::OnceLock;
+
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+    pub(super) static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    static INSTALLED: OnceLock<bool> = OnceLock::new();
+
+    pub(super) fn install() -> bool {
+        *INSTALLED.get_or_init(|| {
+            let latency = [
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ];
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full(super::DELIVERY_LATENCY_SECONDS.into()),
+                    &latency,
+                )
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(super::STORE_WRITE_SECONDS.into()),
+                        &latency,
+                    )
+                })
+                .map(|b| b.build_recorder());
+            let Ok(recorder) = recorder else {
+                return false;
+            };
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                return false;
+            }
+            let _ = HANDLE.set(handle);
+            super::describe();
+            // Make the gauge and counters visible before the first event.
+            metrics::gauge!(super::SESSIONS).set(0.0);
+            metrics::counter!(super::NOTIFICATIONS_STORED_TOTAL).increment(0);
+            metrics::counter!(super::MESSAGES_PUSHED_TOTAL).increment(0);
+            true
+        })
+    }
+}
+
+pub(crate) fn gauge_sessions(count: usize) {
+    metrics::gauge!(SESSIONS).set(count as f64);
+}

@@ -1,0 +1,397 @@
+//! The pipeline: source → rules → push to sessions and store → acknowledge.
+//!
+//! Two stages joined by a bounded queue. The intake stage validates, applies rules, pushes
+//! live and hands the work on; the store stage writes in batches, retries with backoff while
+//! the store is down, and acknowledges in order only after a write succeeded. So live pushes
+//! continue through a store outage until the queue is full, and nothing is acknowledged
+//! before it is stored.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::error::{Error, Result};
+use crate::metrics;
+use crate::model::{notification_id, Event, Notification, Push};
+use crate::service::NotifyService;
+use crate::source::{Acknowledge, EventSource};
+
+/// Builds the notifications of one event: parse, validate, apply rules. The error names the
+/// field and is the dead-letter reason.
+pub fn notifications_for(
+    service: &NotifyService,
+    payload: &[u8],
+    received_at: DateTime<Utc>,
+) -> Result<(Event, Vec<Notification>)> {
+    let event = Event::from_slice(payload)?;
+    let resolved = service.rules.resolve(&event)?;
+    let occurred_at = event.occurred_at.unwrap_or(received_at);
+    let notifications = resolved
+        .recipients
+        .audiences()
+        .into_iter()
+        .map(|audience| Notification {
+            id: notification_id(&event.id, &audience),
+            event_id: event.id.clone(),
+            notification_type: event.event_type.clone(),
+            audience,
+            title: resolved.title.clone(),
+            message: resolved.message.clone(),
+            link: resolved.link.clone(),
+            data: event.data.clone(),
+            priority: resolved.priority,
+            occurred_at,
+            seq: service.clock.next(),
+        })
+        .collect();
+    Ok((event, notifications))
+}
+
+enum Work {
+    Store {
+        event_id: String,
+        pushes: Vec<Arc<Push>>,
+        acker: Box<dyn Acknowledge>,
+    },
+    DeadLetter {
+        origin: String,
+        reason: Error,
+        acker: Box<dyn Acknowledge>,
+    },
+}
+
+/// Tuning of the pipeline.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// Events pushed live but not yet stored, at most.
+    pub store_queue: usize,
+    /// Most events written in one store batch.
+    pub max_batch: usize,
+    /// First retry delay after a store failure (doubles up to `max_backoff`).
+    pub min_backoff: Duration,
+    /// Longest retry delay.
+    pub max_backoff: Duration,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            store_queue: 4096,
+            max_batch: 256,
+            min_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Runs events from a source through the service.
+pub struct Pipeline {
+    service: Arc<NotifyService>,
+    source: Arc<dyn EventSource>,
+    config: PipelineConfig,
+}
+
+/// A running pipeline; [`PipelineHandle::shutdown`] drains it.
+#[derive(Debug)]
+pub struct PipelineHandle {
+    stop: watch::Sender<bool>,
+    intake: JoinHandle<()>,
+    store: JoinHandle<()>,
+}
+
+impl Pipeline {
+    /// A pipeline with default tuning.
+    pub fn new(service: Arc<NotifyService>, source: Arc<dyn EventSource>) -> Self {
+        Pipeline {
+            service,
+            source,
+            config: PipelineConfig::default(),
+        }
+    }
+
+    /// Other tuning.
+    pub fn with_config(mut self, config: PipelineConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Starts both stages on the current runtime.
+    pub fn spawn(self) -> PipelineHandle {
+        let (stop, stop_rx) = watch::channel(false);
+        let (tx, rx) = mpsc::channel(self.config.store_queue.max(1));
+        let intake = tokio::spawn(intake(
+            self.service.clone(),
+            self.source.clone(),
+            tx,
+            stop_rx.clone(),
+        ));
+        let store = tokio::spawn(store_stage(
+            self.service,
+            self.source,
+            self.config,
+            rx,
+            stop_rx,
+        ));
+        PipelineHandle {
+            stop,
+            intake,
+            store,
+        }
+    }
+}
+
+impl PipelineHandle {
+    /// Stops taking new events, writes and acknowledges what was taken (retrying the store
+    /// until `deadline`), then returns.
+    pub async fn shutdown(self, deadline: Duration) {
+        let _ = self.stop.send(true);
+        let _ = self.intake.await;
+        // The intake dropped its sender: the store stage ends after draining.
+        if tokio::time::timeout(deadline, self.store).await.is_err() {
+            tracing::warn!("pipeline: store stage did not drain in time; unstored events stay unacknowledged and will be redelivered");
+        }
+    }
+}
+
+async fn intake(
+    service: Arc<NotifyService>,
+    source: Arc<dyn EventSource>,
+    tx: mpsc::Sender<Work>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let next = tokio::select! {
+            _ = stop.wait_for(|s| *s) => break,
+            next = source.next() => next,
+        };
+        let delivery = match next {
+            Ok(Some(d)) => {
+                backoff = Duration::from_millis(100);
+                d
+            }
+            Ok(None) => break,
+            Err(e) => {
+                tracing::warn!(source = source.name(), error = %e, "event source failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        let (payload, timestamp, origin, acker) = delivery.into_parts();
+        let received_at = timestamp.unwrap_or_else(Utc::now);
+        let work = match notifications_for(&service, &payload, received_at) {
+            Ok((event, notifications)) => {
+                let pushes: Vec<Arc<Push>> = notifications
+                    .into_iter()
+                    .map(|n| Push::new(n, received_at))
+                    .collect();
+                service.pending.add(&pushes);
+                let mut reached = 0;
+                for p in &pushes {
+                    reached += service.hub.deliver(p);
+                }
+                tracing::debug!(
+                    event_id = %event.id,
+                    event_type = %event.event_type,
+                    %origin,
+                    notification_ids = ?pushes.iter().map(|p| (p.notification.id.as_str(), p.notification.audience.to_string())).collect::<Vec<_>>(),
+                    sessions = reached,
+                    "event pushed"
+                );
+                metrics::event("accepted");
+                Work::Store {
+                    event_id: event.id,
+                    pushes,
+                    acker,
+                }
+            }
+            Err(reason) => {
+                tracing::info!(%origin, %reason, payload = %preview(&payload), "event rejected; dead-lettering");
+                Work::DeadLetter {
+                    origin,
+                    reason,
+                    acker,
+                }
+            }
+        };
+        if tx.send(work).await.is_err() {
+            break;
+        }
+    }
+}
+
+fn preview(payload: &Bytes) -> String {
+    let s = String::from_utf8_lossy(&payload[..payload.len().min(200)]);
+    s.into_owned()
+}
+
+async fn store_stage(
+    service: Arc<NotifyService>,
+    source: Arc<dyn EventSource>,
+    config: PipelineConfig,
+    mut rx: mpsc::Receiver<Work>,
+    stop: watch::Receiver<bool>,
+) {
+    let mut batch: Vec<Work> = Vec::with_capacity(config.max_batch);
+    loop {
+        batch.clear();
+        if rx.recv_many(&mut batch, config.max_batch).await == 0 {
+            break;
+        }
+        let notifications: Vec<Notification> = batch
+            .iter()
+            .filter_map(|w| match w {
+                Work::Store { pushes, .. } => Some(pushes.iter().map(|p| p.notification.clone())),
+                Work::DeadLetter { .. } => None,
+            })
+            .flatten()
+            .collect();
+        let mut failed: Vec<Option<Error>> = batch.iter().map(|_| None).collect();
+        if !notifications.is_empty() {
+            if let Err(e) =
+                write_with_retry(&service, &*source, &config, &notifications, &stop).await
+            {
+                if e.is_transient() {
+                    // Shutting down with the store still down: leave these unacknowledged.
+                    tracing::warn!(error = %e, events = batch.len(), "store unavailable at shutdown; events stay unacknowledged");
+                    return;
+                }
+                // A permanent error in a batch: write event by event so one bad event is
+                // dead-lettered and the others are stored.
+                for (i, w) in batch.iter().enumerate() {
+                    if let Work::Store { pushes, .. } = w {
+                        let ns: Vec<Notification> =
+                            pushes.iter().map(|p| p.notification.clone()).collect();
+                        if let Err(e) =
+                            write_with_retry(&service, &*source, &config, &ns, &stop).await
+                        {
+                            if e.is_transient() {
+                                return;
+                            }
+                            failed[i] = Some(e);
+                        }
+                    }
+                }
+            }
+        }
+        for (work, failure) in batch.drain(..).zip(failed) {
+            settle(&service, work, failure).await;
+        }
+    }
+}
+
+async fn settle(service: &NotifyService, work: Work, failure: Option<Error>) {
+    match (work, failure) {
+        (
+            Work::Store {
+                event_id,
+                pushes,
+                acker,
+            },
+            None,
+        ) => {
+            service.pending.remove(&pushes);
+            metrics::event("stored");
+            if let Err(e) = acker.ack().await {
+                tracing::warn!(%event_id, error = %e, "acknowledge failed; the event may be redelivered (stored idempotently)");
+            }
+        }
+        (
+            Work::Store {
+                event_id,
+                pushes,
+                acker,
+            },
+            Some(reason),
+        ) => {
+            service.pending.remove(&pushes);
+            metrics::event("dead_letter");
+            tracing::warn!(%event_id, %reason, "store refused the event; dead-lettering");
+            if let Err(e) = acker.dead_letter(&reason).await {
+                tracing::error!(%event_id, error = %e, "dead-letter failed");
+            }
+        }
+        (
+            Work::DeadLetter {
+                origin,
+                reason,
+                acker,
+            },
+            _,
+        ) => {
+            metrics::event("dead_letter");
+            if let Err(e) = acker.dead_letter(&reason).await {
+                tracing::error!(%origin, error = %e, "dead-letter failed");
+            }
+        }
+    }
+}
+
+/// Writes until success, a permanent error, or shutdown while the store is down.
+async fn write_with_retry(
+    service: &NotifyService,
+    source: &dyn EventSource,
+    config: &PipelineConfig,
+    notifications: &[Notification],
+    stop: &watch::Receiver<bool>,
+) -> Result<()> {
+    let mut backoff = config.min_backoff;
+    let mut paused = false;
+    let mut attempts = 0u32;
+    let result = loop {
+        let started = Instant::now();
+        let result = service.store.insert(notifications).await;
+        ::metrics::histogram!(metrics::STORE_WRITE_SECONDS).record(started.elapsed().as_secs_f64());
+        match result {
+            Ok(outcome) => {
+                ::metrics::counter!(metrics::NOTIFICATIONS_STORED_TOTAL)
+                    .increment(outcome.inserted as u64);
+                if attempts > 0 {
+                    tracing::info!(attempts, "store is back; backlog written");
+                }
+                break Ok(());
+            }
+            Err(e) if e.is_transient() => {
+                attempts += 1;
+                if !paused {
+                    source.pause();
+                    paused = true;
+                }
+                tracing::warn!(error = %e, attempts, retry_in = ?backoff, "store write failed; retrying");
+                if *stop.borrow() && attempts >= 3 {
+                    break Err(e);
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(config.max_backoff);
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    if paused {
+        source.resume();
+    }
+    result
+}
+
+/// Purges notifications older than the retention period, at start and then hourly.
+pub fn spawn_retention_sweeper(service: Arc<NotifyService>, every: Duration) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            let cutoff = Utc::now()
+                - chrono::Duration::from_std(service.config.retention)
+                    .unwrap_or(chrono::Duration::days(30));
+            match service.store.purge(cutoff).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, %cutoff, "retention sweep"),
+                Err(e) => tracing::warn!(error = %e, "retention sweep failed"),
+            }
+        }
+    })
+}

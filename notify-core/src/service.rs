@@ -1,0 +1,235 @@
+//! [`NotifyService`]: the assembled service that the HTTP adapters serve and the pipeline
+//! feeds. It owns the store, the hub, auth, rules and limits; nothing here knows HTTP.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::auth::Authenticator;
+use crate::hub::{LocalHub, PendingPushes, SessionHub};
+use crate::model::SeqClock;
+use crate::rules::Rules;
+use crate::source::{EventSink, EventSource};
+use crate::store::NotificationStore;
+
+/// Limits and switches of the service (contract defaults).
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// API key for `POST /api/events`; `None` refuses every publish.
+    pub publish_key: Option<String>,
+    /// CORS and WebSocket `Origin` allow-list; `None` means no CORS and any origin.
+    pub allowed_origins: Option<Vec<String>>,
+    /// Outgoing queue per session; overflow closes it as a slow consumer.
+    pub session_queue: usize,
+    /// Heart-beat the server offers and wants, both ways.
+    pub heartbeat: Duration,
+    /// Most subscriptions on one STOMP session.
+    pub max_subscriptions: usize,
+    /// Largest HTTP request body.
+    pub max_body_bytes: usize,
+    /// How long a client may take to send CONNECT after the WebSocket opens.
+    pub connect_timeout: Duration,
+    /// A write to a client that takes longer than this closes the session (slow consumer).
+    pub write_timeout: Duration,
+    /// SSE keep-alive comment interval.
+    pub sse_keepalive: Duration,
+    /// Notifications older than this are purged.
+    pub retention: Duration,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            publish_key: None,
+            allowed_origins: None,
+            session_queue: 256,
+            heartbeat: Duration::from_secs(10),
+            max_subscriptions: 64,
+            max_body_bytes: 1024 * 1024,
+            connect_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
+            sse_keepalive: Duration::from_secs(15),
+            retention: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
+/// The running service: shared by the HTTP adapters (as `Arc<NotifyService>`) and the
+/// [`crate::pipeline::Pipeline`].
+pub struct NotifyService {
+    pub(crate) store: Arc<dyn NotificationStore>,
+    pub(crate) hub: Arc<dyn SessionHub>,
+    pub(crate) sink: Arc<dyn EventSink>,
+    pub(crate) source: Option<Arc<dyn EventSource>>,
+    pub(crate) auth: Authenticator,
+    pub(crate) rules: Arc<Rules>,
+    pub(crate) pending: PendingPushes,
+    pub(crate) clock: SeqClock,
+    pub(crate) config: ServiceConfig,
+    shutdown: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for NotifyService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NotifyService")
+            .field("config", &self.config)
+            .field("sessions", &self.hub.session_count())
+            .finish()
+    }
+}
+
+/// Builds a [`NotifyService`].
+pub struct NotifyServiceBuilder {
+    store: Arc<dyn NotificationStore>,
+    sink: Arc<dyn EventSink>,
+    auth: Authenticator,
+    hub: Option<Arc<dyn SessionHub>>,
+    source: Option<Arc<dyn EventSource>>,
+    rules: Rules,
+    config: ServiceConfig,
+}
+
+impl NotifyServiceBuilder {
+    /// Uses another hub than the [`LocalHub`].
+    pub fn hub(mut self, hub: Arc<dyn SessionHub>) -> Self {
+        self.hub = Some(hub);
+        self
+    }
+
+    /// The event source, so `/health/ready` can ping it.
+    pub fn event_source(mut self, source: Arc<dyn EventSource>) -> Self {
+        self.source = Some(source);
+        self
+    }
+
+    /// Rules for bare events.
+    pub fn rules(mut self, rules: Rules) -> Self {
+        self.rules = rules;
+        self
+    }
+
+    /// Limits and switches.
+    pub fn config(mut self, config: ServiceConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Finishes the service and installs the metrics recorder (once per process).
+    pub fn build(self) -> Arc<NotifyService> {
+        crate::metrics::install_prometheus();
+        let (shutdown, _) = watch::channel(false);
+        Arc::new(NotifyService {
+            store: self.store,
+            hub: self.hub.unwrap_or_else(|| Arc::new(LocalHub::new())),
+            sink: self.sink,
+            source: self.source,
+            auth: self.auth,
+            rules: Arc::new(self.rules),
+            pending: PendingPushes::new(),
+            clock: SeqClock::new(),
+            config: self.config,
+            shutdown,
+        })
+    }
+}
+
+impl NotifyService {
+    /// Starts a builder with the three things every service needs.
+    pub fn builder(
+        store: Arc<dyn NotificationStore>,
+        sink: Arc<dyn EventSink>,
+        auth: Authenticator,
+    ) -> NotifyServiceBuilder {
+        NotifyServiceBuilder {
+            store,
+            sink,
+            auth,
+            hub: None,
+            source: None,
+            rules: Rules::empty(),
+            config: ServiceConfig::default(),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn NotificationStore> {
+        &self.store
+    }
+
+    /// The hub.
+    pub fn hub(&self) -> &Arc<dyn SessionHub> {
+        &self.hub
+    }
+
+    /// The authenticator.
+    pub fn auth(&self) -> &Authenticator {
+        &self.auth
+    }
+
+    /// The rules.
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ServiceConfig {
+        &self.config
+    }
+
+    /// Pushes sent live but not stored yet.
+    pub fn pending(&self) -> &PendingPushes {
+        &self.pending
+    }
+
+    /// True when `origin` may call the API and open WebSockets.
+    pub fn origin_allowed(&self, origin: &str) -> bool {
+        match &self.config.allowed_origins {
+            None => true,
+            Some(list) => list
+                .iter()
+                .any(|o| o == "*" || o.eq_ignore_ascii_case(origin)),
+        }
+    }
+
+    /// Asks sessions to close with a reconnect hint and streams to end.
+    pub fn shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// True once [`NotifyService::shutdown`] was called.
+    pub fn is_shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    /// A receiver that changes to `true` at shutdown.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// Readiness of each component: `(name, Ok | error)`.
+    pub async fn readiness(&self) -> Vec<(&'static str, crate::Result<()>)> {
+        let mut out = vec![("store", within_2s("store", self.store.ping()).await)];
+        if let Some(source) = &self.source {
+            out.push((
+                "event_source",
+                within_2s("event_source", source.ping()).await,
+            ));
+        }
+        out
+    }
+}
+
+async fn within_2s(
+    component: &'static str,
+    check: impl std::future::Future<Output = crate::Result<()>>,
+) -> crate::Result<()> {
+    match tokio::time::timeout(Duration::from_secs(2), check).await {
+        Ok(r) => r,
+        Err(_) => Err(crate::Error::Unavailable {
+            component,
+            message: "no answer within 2 s".into(),
+            source: None,
+        }),
+    }
+}

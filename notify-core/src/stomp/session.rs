@@ -1,0 +1,705 @@
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::{Sink, SinkExt, Stream, StreamExt};
+
+use super::frame::{encode_message, parse_all, Frame, FrameError, MAX_FRAME_BYTES};
+use crate::auth::{bearer, Principal};
+use crate::error::Error;
+use crate::hub::{session_queue, OverflowSignal, SessionReceiver};
+use crate::inbox;
+use crate::metrics;
+use crate::model::{Audience, Cursor, Push};
+use crate::service::NotifyService;
+use crate::store::Reader;
+
+/// Everything addressed to the connected user (personal, their groups, broadcasts).
+pub const USER_QUEUE: &str = "/user/queue/notifications";
+/// Broadcasts only.
+pub const BROADCAST_TOPIC: &str = "/topic/notifications";
+/// One group's notifications: `/topic/groups.{name}`, members only.
+pub const GROUP_TOPIC_PREFIX: &str = "/topic/groups.";
+/// WebSocket sub-protocols we speak, preferred first.
+pub const SUBPROTOCOLS: [&str; 3] = ["v12.stomp", "v11.stomp", "v10.stomp"];
+
+/// A message from the client, as the HTTP adapter received it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inbound {
+    /// A text message (one or more frames, or a heart-beat EOL).
+    Text(String),
+    /// A binary message (treated like text).
+    Binary(Bytes),
+    /// A WebSocket ping or pong: the peer is alive.
+    Ping,
+    /// The peer closed, or the connection failed.
+    Close,
+}
+
+/// A message for the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outbound {
+    /// A text message carrying one frame or a heart-beat.
+    Text(String),
+    /// Close the WebSocket with a code and reason.
+    Close {
+        /// WebSocket close code.
+        code: u16,
+        /// Short reason.
+        reason: String,
+    },
+}
+
+/// What the adapter learned from the WebSocket handshake.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Handshake {
+    /// A token from `?access_token=` or `Authorization: Bearer`.
+    pub token: Option<String>,
+}
+
+/// Picks our preferred sub-protocol among those the client offered
+/// (`Sec-WebSocket-Protocol`), if any.
+pub fn choose_subprotocol(offered: Option<&str>) -> Option<&'static str> {
+    let offered: Vec<&str> = offered?.split(',').map(str::trim).collect();
+    SUBPROTOCOLS.into_iter().find(|p| offered.contains(p))
+}
+
+/// Checks a WebSocket upgrade request: the `Origin` against the allow-list, and collects the
+/// token from the query or the `Authorization` header. The token is verified at CONNECT, so
+/// a bad one gets a STOMP ERROR frame rather than an HTTP error.
+pub fn handshake(
+    service: &NotifyService,
+    headers: &http::HeaderMap,
+    query: Option<&str>,
+) -> Result<Handshake, Error> {
+    if let Some(origin) = headers
+        .get(http::header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+    {
+        if !service.origin_allowed(origin) {
+            return Err(Error::forbidden(format!("origin {origin} is not allowed")));
+        }
+    }
+    let from_query = url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .find(|(k, _)| k == "access_token")
+        .map(|(_, v)| v.into_owned())
+        .filter(|v| !v.is_empty());
+    let from_header = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(bearer)
+        .map(str::to_string);
+    Ok(Handshake {
+        token: from_query.or(from_header),
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Destination {
+    UserQueue,
+    Broadcast,
+    Group(String),
+}
+
+impl Destination {
+    fn matches(&self, audience: &Audience) -> bool {
+        match (self, audience) {
+            (Destination::UserQueue, _) => true,
+            (Destination::Broadcast, Audience::Broadcast) => true,
+            (Destination::Group(g), Audience::Group(a)) => g == a,
+            _ => false,
+        }
+    }
+}
+
+struct Subscription {
+    id: String,
+    destination: String,
+    kind: Destination,
+}
+
+/// Why a session ends.
+enum Close {
+    /// ERROR frame, then close.
+    Error {
+        message: String,
+        detail: String,
+        receipt: Option<String>,
+        code: u16,
+        reason: &'static str,
+    },
+    /// Clean close (DISCONNECT, or the peer went away).
+    Done { reason: &'static str, code: u16 },
+    /// The client cannot keep up.
+    SlowConsumer,
+}
+
+fn error(message: impl Into<String>, detail: impl Into<String>, frame: Option<&Frame>) -> Close {
+    Close::Error {
+        message: message.into(),
+        detail: detail.into(),
+        receipt: frame.and_then(|f| f.get("receipt")).map(str::to_string),
+        code: 1008,
+        reason: "error",
+    }
+}
+
+struct Session<O> {
+    service: Arc<NotifyService>,
+    out: O,
+    rx: SessionReceiver,
+    overflow: OverflowSignal,
+    reader: Reader,
+    subs: Vec<Subscription>,
+    /// Ids replayed by a resume; the live copies that follow are skipped once.
+    resumed: HashSet<String>,
+    resumed_at: Instant,
+    last_write: Instant,
+    last_read: Instant,
+}
+
+enum WriteFail {
+    Closed,
+    Slow,
+}
+
+/// Runs one STOMP session to its end: CONNECT (with auth), then subscriptions, pushes,
+/// heart-beats, `SEND /app/read`, receipts, and ERROR-and-close on any violation.
+///
+/// `incoming` yields the client's messages; `outgoing` takes ours. The adapter only converts
+/// between its WebSocket type and [`Inbound`]/[`Outbound`].
+pub async fn run_session<I, O>(
+    service: Arc<NotifyService>,
+    handshake: Handshake,
+    mut incoming: I,
+    mut outgoing: O,
+) where
+    I: Stream<Item = Inbound> + Unpin + Send,
+    O: Sink<Outbound> + Unpin + Send,
+{
+    let connect_timeout = service.config.connect_timeout;
+    let connect = match tokio::time::timeout(connect_timeout, first_frame(&mut incoming)).await {
+        Ok(Ok(Some(frame))) => frame,
+        Ok(Ok(None)) => {
+            metrics::session_closed("client");
+            return;
+        }
+        Ok(Err(close)) => {
+            finish(&mut outgoing, close, Duration::from_secs(2)).await;
+            return;
+        }
+        Err(_) => {
+            let close = error(
+                "CONNECT expected",
+                "no CONNECT frame within the time limit",
+                None,
+            );
+            finish(&mut outgoing, close, Duration::from_secs(2)).await;
+            return;
+        }
+    };
+    let (principal, frame_out, send_interval, recv_interval) =
+        match connect_frame(&service, &handshake, &connect) {
+            Ok(ok) => ok,
+            Err(close) => {
+                finish(&mut outgoing, close, Duration::from_secs(2)).await;
+                return;
+            }
+        };
+    let reader = principal.reader();
+    let (sender, rx) = session_queue(service.config.session_queue);
+    let id = service.hub.register(&reader, sender);
+    metrics::gauge_sessions(service.hub.session_count());
+    tracing::debug!(session = id, user = %reader.user, "STOMP session connected");
+    let now = Instant::now();
+    let mut session = Session {
+        service: service.clone(),
+        out: outgoing,
+        overflow: rx.overflow_signal(),
+        rx,
+        reader,
+        subs: Vec::new(),
+        resumed: HashSet::new(),
+        resumed_at: now,
+        last_write: now,
+        last_read: now,
+    };
+    let close = match session.write(Outbound::Text(frame_out.encode())).await {
+        Ok(()) => {
+            session
+                .run(&mut incoming, &principal, send_interval, recv_interval)
+                .await
+        }
+        Err(_) => Close::Done {
+            reason: "client",
+            code: 1000,
+        },
+    };
+    service.hub.unregister(id);
+    metrics::gauge_sessions(service.hub.session_count());
+    tracing::debug!(session = id, user = %session.reader.user, "STOMP session closed");
+    let write_timeout = service.config.write_timeout.min(Duration::from_secs(2));
+    finish(&mut session.out, close, write_timeout).await;
+}
+
+/// Waits for the first real frame (skipping heart-beats).
+async fn first_frame<I>(incoming: &mut I) -> Result<Option<Frame>, Close>
+where
+    I: Stream<Item = Inbound> + Unpin,
+{
+    loop {
+        let bytes: Vec<u8> = match incoming.next().await {
+            None | Some(Inbound::Close) => return Ok(None),
+            Some(Inbound::Ping) => continue,
+            Some(Inbound::Text(t)) => t.into_bytes(),
+            Some(Inbound::Binary(b)) => b.to_vec(),
+        };
+        let mut frames = parse_frames(&bytes)?;
+        if frames.is_empty() {
+            continue;
+        }
+        return Ok(Some(frames.swap_remove(0)));
+    }
+}
+
+fn parse_frames(bytes: &[u8]) -> Result<Vec<Frame>, Close> {
+    parse_all(bytes).map_err(|e| match e {
+        FrameError::TooLarge => Close::Error {
+            message: "frame too large".into(),
+            detail: format!("frames are limited to {MAX_FRAME_BYTES} bytes"),
+            receipt: None,
+            code: 1009,
+            reason: "error",
+        },
+        other => Close::Error {
+            message: "malformed frame".into(),
+            detail: other.to_string(),
+            receipt: None,
+            code: 1002,
+            reason: "error",
+        },
+    })
+}
+
+/// Validates CONNECT: version, token, heart-beats. Returns the principal, the CONNECTED
+/// frame and the negotiated send and receive intervals.
+#[allow(clippy::type_complexity)]
+fn connect_frame(
+    service: &NotifyService,
+    handshake: &Handshake,
+    frame: &Frame,
+) -> Result<(Principal, Frame, Option<Duration>, Option<Duration>), Close> {
+    if frame.command != "CONNECT" && frame.command != "STOMP" {
+        return Err(error(
+            "CONNECT expected",
+            format!(
+                "the first frame must be CONNECT or STOMP, got {}",
+                frame.command
+            ),
+            Some(frame),
+        ));
+    }
+    let accepted = frame.get("accept-version").unwrap_or("1.0");
+    let version = ["1.2", "1.1", "1.0"]
+        .into_iter()
+        .find(|v| accepted.split(',').any(|a| a.trim() == *v))
+        .ok_or_else(|| {
+            error(
+                "unsupported version",
+                format!("supported versions are 1.2, 1.1, 1.0; client accepts {accepted}"),
+                Some(frame),
+            )
+        })?;
+    let token = frame
+        .get("Authorization")
+        .or_else(|| frame.get("authorization"))
+        .and_then(bearer)
+        .map(str::to_string)
+        .or_else(|| {
+            frame
+                .get("passcode")
+                .filter(|p| !p.is_empty())
+                .map(str::to_string)
+        })
+        .or_else(|| handshake.token.clone());
+    let Some(token) = token else {
+        return Err(error(
+            "unauthorized: no token",
+            "send a JWT as ?access_token=, an Authorization: Bearer header on the handshake, or an Authorization header on CONNECT",
+            Some(frame),
+        ));
+    };
+    let principal = service
+        .auth
+        .verify(&token)
+        .map_err(|e| error(e.to_string(), "authentication failed", Some(frame)))?;
+    let ours = service.config.heartbeat.as_millis() as u64;
+    let (cx, cy) = frame
+        .get("heart-beat")
+        .and_then(|h| {
+            let (x, y) = h.split_once(',')?;
+            Some((x.trim().parse::<u64>().ok()?, y.trim().parse::<u64>().ok()?))
+        })
+        .unwrap_or((0, 0));
+    // STOMP 1.2: we send every max(ours, cy) if both are non-zero; we expect the client every
+    // max(cx, ours).
+    let send = (ours > 0 && cy > 0).then(|| Duration::from_millis(ours.max(cy)));
+    let recv = (ours > 0 && cx > 0).then(|| Duration::from_millis(ours.max(cx)));
+    let connected = Frame::new("CONNECTED")
+        .header("version", version)
+        .header("heart-beat", format!("{ours},{ours}"))
+        .header("server", concat!("notify/", env!("CARGO_PKG_VERSION")))
+        .header("user-name", principal.user.clone());
+    Ok((principal, connected, send, recv))
+}
+
+/// Writes an ERROR frame and closes, or just closes.
+async fn finish<O>(out: &mut O, close: Close, timeout: Duration)
+where
+    O: Sink<Outbound> + Unpin,
+{
+    let (frame, code, reason_text, metric) = match close {
+        Close::Error {
+            message,
+            detail,
+            receipt,
+            code,
+            reason,
+        } => {
+            let mut f = Frame::new("ERROR")
+                .header("message", message.clone())
+                .header("content-type", "text/plain");
+            if let Some(r) = receipt {
+                f = f.header("receipt-id", r);
+            }
+            (Some(f.body(detail.into_bytes())), code, message, reason)
+        }
+        Close::SlowConsumer => (
+            Some(
+                Frame::new("ERROR")
+                    .header("message", "slow consumer")
+                    .header("content-type", "text/plain")
+                    .body(
+                        b"the session's outgoing queue overflowed; reconnect and resume with the `since` header"
+                            .to_vec(),
+                    ),
+            ),
+            1013,
+            "slow consumer".to_string(),
+            "slow_consumer",
+        ),
+        Close::Done { reason, code } => (None, code, String::new(), reason),
+    };
+    metrics::session_closed(metric);
+    let _ = tokio::time::timeout(timeout, async {
+        if let Some(f) = frame {
+            out.send(Outbound::Text(f.encode())).await?;
+        }
+        out.send(Outbound::Close {
+            code,
+            reason: reason_text.chars().take(100).collect(),
+        })
+        .await
+    })
+    .await;
+}
+
+impl<O> Session<O>
+where
+    O: Sink<Outbound> + Unpin + Send,
+{
+    async fn write(&mut self, msg: Outbound) -> Result<(), WriteFail> {
+        let timeout = self.service.config.write_timeout;
+        let result = tokio::select! {
+            r = self.out.send(msg) => r.map_err(|_| WriteFail::Closed),
+            _ = self.overflow.wait() => Err(WriteFail::Slow),
+            _ = tokio::time::sleep(timeout) => Err(WriteFail::Slow),
+        };
+        self.last_write = Instant::now();
+        result
+    }
+
+    async fn run<I>(
+        &mut self,
+        incoming: &mut I,
+        principal: &Principal,
+        send_interval: Option<Duration>,
+        recv_interval: Option<Duration>,
+    ) -> Close
+    where
+        I: Stream<Item = Inbound> + Unpin + Send,
+    {
+        let mut shutdown = self.service.shutdown_signal();
+        let tick_every = send_interval
+            .into_iter()
+            .chain(recv_interval)
+            .min()
+            .unwrap_or(Duration::from_secs(3600));
+        let mut ticker =
+            tokio::time::interval_at(tokio::time::Instant::now() + tick_every, tick_every);
+        let expires_in = (principal.expires_at - chrono::Utc::now())
+            .to_std()
+            .unwrap_or(Duration::ZERO);
+        let expiry = tokio::time::sleep(expires_in);
+        tokio::pin!(expiry);
+        loop {
+            tokio::select! {
+                biased;
+                _ = async { let _ = shutdown.wait_for(|s| *s).await; } => {
+                    return Close::Error {
+                        message: "server shutting down; reconnect".into(),
+                        detail: "the server is restarting; reconnect and resume with `since`".into(),
+                        receipt: None,
+                        code: 1012,
+                        reason: "shutdown",
+                    };
+                }
+                _ = self.overflow.wait() => return Close::SlowConsumer,
+                msg = incoming.next() => {
+                    self.last_read = Instant::now();
+                    let bytes: Vec<u8> = match msg {
+                        None | Some(Inbound::Close) => return Close::Done { reason: "client", code: 1000 },
+                        Some(Inbound::Ping) => continue,
+                        Some(Inbound::Text(t)) => t.into_bytes(),
+                        Some(Inbound::Binary(b)) => b.to_vec(),
+                    };
+                    let frames = match parse_frames(&bytes) {
+                        Ok(f) => f,
+                        Err(close) => return close,
+                    };
+                    for frame in frames {
+                        if let Some(close) = self.handle(frame).await {
+                            return close;
+                        }
+                    }
+                }
+                push = self.rx.recv() => {
+                    let Some(push) = push else {
+                        return Close::Done { reason: "error", code: 1011 };
+                    };
+                    if let Err(fail) = self.deliver(&push).await {
+                        return fail_close(fail);
+                    }
+                }
+                _ = ticker.tick() => {
+                    if let Some(recv) = recv_interval {
+                        if self.last_read.elapsed() > recv * 2 {
+                            return Close::Done { reason: "heartbeat", code: 1001 };
+                        }
+                    }
+                    if let Some(send) = send_interval {
+                        if self.last_write.elapsed() + Duration::from_millis(500) >= send {
+                            if let Err(fail) = self.write(Outbound::Text("\n".into())).await {
+                                return fail_close(fail);
+                            }
+                        }
+                    }
+                }
+                _ = &mut expiry => {
+                    return Close::Error {
+                        message: "unauthorized: token expired".into(),
+                        detail: "the access token expired; reconnect with a fresh token and resume with `since`".into(),
+                        receipt: None,
+                        code: 1008,
+                        reason: "expired",
+                    };
+                }
+            }
+        }
+    }
+
+    async fn receipt(&mut self, frame: &Frame) -> Option<Close> {
+        let id = frame.get("receipt")?.to_string();
+        self.write(Outbound::Text(
+            Frame::new("RECEIPT").header("receipt-id", id).encode(),
+        ))
+        .await
+        .err()
+        .map(fail_close)
+    }
+
+    /// Handles one client frame; `Some` ends the session.
+    async fn handle(&mut self, frame: Frame) -> Option<Close> {
+        match frame.command.as_str() {
+            "SUBSCRIBE" => self.subscribe(&frame).await,
+            "UNSUBSCRIBE" => {
+                let Some(id) = frame.get("id") else {
+                    return Some(error(
+                        "missing header: id",
+                        "UNSUBSCRIBE needs an id header",
+                        Some(&frame),
+                    ));
+                };
+                self.subs.retain(|s| s.id != id);
+                self.receipt(&frame).await
+            }
+            "SEND" => {
+                let destination = frame.get("destination").unwrap_or("");
+                if destination != "/app/read" {
+                    return Some(error(
+                        format!("SEND not allowed: {destination}"),
+                        "clients may only SEND to /app/read",
+                        Some(&frame),
+                    ));
+                }
+                match inbox::apply_read_request(&self.service, &self.reader, &frame.body).await {
+                    Ok(_) => self.receipt(&frame).await,
+                    Err(e) => Some(error(
+                        format!("/app/read: {e}"),
+                        e.to_string(),
+                        Some(&frame),
+                    )),
+                }
+            }
+            "ACK" | "NACK" => self.receipt(&frame).await,
+            "DISCONNECT" => {
+                if let Some(close) = self.receipt(&frame).await {
+                    return Some(close);
+                }
+                Some(Close::Done {
+                    reason: "client",
+                    code: 1000,
+                })
+            }
+            "BEGIN" | "COMMIT" | "ABORT" => Some(error(
+                "transactions are not supported",
+                format!("{} is not supported", frame.command),
+                Some(&frame),
+            )),
+            "CONNECT" | "STOMP" => Some(error(
+                "already connected",
+                "CONNECT was sent twice",
+                Some(&frame),
+            )),
+            other => Some(error(
+                format!("unknown command: {other}"),
+                "not a STOMP client command",
+                Some(&frame),
+            )),
+        }
+    }
+
+    async fn subscribe(&mut self, frame: &Frame) -> Option<Close> {
+        let (Some(id), Some(destination)) = (frame.get("id"), frame.get("destination")) else {
+            return Some(error(
+                "missing header: id or destination",
+                "SUBSCRIBE needs id and destination headers",
+                Some(frame),
+            ));
+        };
+        let kind = if destination == USER_QUEUE {
+            Destination::UserQueue
+        } else if destination == BROADCAST_TOPIC {
+            Destination::Broadcast
+        } else if let Some(group) = destination.strip_prefix(GROUP_TOPIC_PREFIX) {
+            if !self.reader.groups.iter().any(|g| g == group) {
+                return Some(error(
+                    format!("forbidden destination: {destination}"),
+                    format!("user {} is not a member of group {group}", self.reader.user),
+                    Some(frame),
+                ));
+            }
+            Destination::Group(group.to_string())
+        } else {
+            return Some(error(
+                format!("unknown destination: {destination}"),
+                format!(
+                    "subscribe to {USER_QUEUE}, {BROADCAST_TOPIC} or {GROUP_TOPIC_PREFIX}<group>"
+                ),
+                Some(frame),
+            ));
+        };
+        if self.subs.iter().any(|s| s.id == id) {
+            return Some(error(
+                format!("duplicate subscription id: {id}"),
+                "subscription ids must be unique within a session",
+                Some(frame),
+            ));
+        }
+        if self.subs.len() >= self.service.config.max_subscriptions {
+            return Some(error(
+                "too many subscriptions",
+                format!(
+                    "at most {} subscriptions per session",
+                    self.service.config.max_subscriptions
+                ),
+                Some(frame),
+            ));
+        }
+        let sub = Subscription {
+            id: id.to_string(),
+            destination: destination.to_string(),
+            kind,
+        };
+        if let (Destination::UserQueue, Some(since)) = (&sub.kind, frame.get("since")) {
+            let since = match Cursor::parse_or_time(since, "since") {
+                Ok(c) => c,
+                Err(e) => {
+                    return Some(error(
+                        e.to_string(),
+                        "the since header must be a cursor from a notification",
+                        Some(frame),
+                    ))
+                }
+            };
+            let backlog = match inbox::resume_backlog(&self.service, &self.reader, &since).await {
+                Ok(b) => b,
+                Err(e) => {
+                    return Some(Close::Error {
+                        message: "resume unavailable; retry".into(),
+                        detail: e.to_string(),
+                        receipt: frame.get("receipt").map(str::to_string),
+                        code: 1013,
+                        reason: "error",
+                    })
+                }
+            };
+            self.resumed.clear();
+            self.resumed_at = Instant::now();
+            for item in backlog {
+                let text = encode_message(&sub.destination, &sub.id, &item.id, &item.json);
+                if let Err(fail) = self.write(Outbound::Text(text)).await {
+                    return Some(fail_close(fail));
+                }
+                metrics::pushed(None);
+                self.resumed.insert(item.id);
+            }
+        }
+        self.subs.push(sub);
+        self.receipt(frame).await
+    }
+
+    async fn deliver(&mut self, push: &Arc<Push>) -> Result<(), WriteFail> {
+        let n = &push.notification;
+        if !self.resumed.is_empty() && self.resumed_at.elapsed() > Duration::from_secs(60) {
+            self.resumed.clear();
+        }
+        let skip_user_queue = self.resumed.remove(&n.id);
+        let mut frames: Vec<String> = Vec::new();
+        for sub in &self.subs {
+            if !sub.kind.matches(&n.audience)
+                || (skip_user_queue && sub.kind == Destination::UserQueue)
+            {
+                continue;
+            }
+            frames.push(encode_message(&sub.destination, &sub.id, &n.id, &push.json));
+        }
+        for text in frames {
+            self.write(Outbound::Text(text)).await?;
+            let latency = (chrono::Utc::now() - push.event_time).to_std().ok();
+            metrics::pushed(latency);
+        }
+        Ok(())
+    }
+}
+
+fn fail_close(fail: WriteFail) -> Close {
+    match fail {
+        WriteFail::Slow => Close::SlowConsumer,
+        WriteFail::Closed => Close::Done {
+            reason: "client",
+            code: 1000,
+        },
+    }
+}

@@ -1,0 +1,2 @@
+//! Conformance suites.
+pub mod store;

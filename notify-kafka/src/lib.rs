@@ -1,0 +1,1 @@
+//! kafka adapter for notify-core (work in progress).

@@ -1,0 +1,1 @@
+//! mongo adapter for notify-core (work in progress).

@@ -1,0 +1,1 @@
+//! warp adapter for notify-core (work in progress).
