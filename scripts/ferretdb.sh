@@ -33,7 +33,7 @@ PING_JS="$NOTIFY_SCRIPTS_DIR/ferretdb/ping.js"
 START_TIMEOUT="${FERRETDB_START_TIMEOUT:-60}"
 
 usage() {
-  sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//' >&2
+  awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2
   exit 2
 }
 
@@ -65,7 +65,8 @@ build_ferretdb() {
   t0=$(now_ms)
   # Keep Go's module and build caches under the project cache too.
   export GOMODCACHE="$NOTIFY_CACHE/go/mod" GOCACHE="$NOTIFY_CACHE/go/build"
-  export GOFLAGS="-mod=mod -buildvcs=false" GOTOOLCHAIN=local CGO_ENABLED=0
+  # -modcacherw: leave the module cache deletable with a plain rm -rf.
+  export GOFLAGS="-mod=mod -modcacherw -buildvcs=false" GOTOOLCHAIN=local CGO_ENABLED=0
   log "downloading FerretDB $FERRETDB_VERSION source from the Go module proxy"
   moddir=$(go mod download -json "github.com/FerretDB/FerretDB@$FERRETDB_VERSION" |
     sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')
@@ -81,6 +82,8 @@ build_ferretdb() {
   (cd "$FERRETDB_SRC" && nice -n 5 go build -trimpath -o "$FERRETDB_BIN.tmp" ./cmd/ferretdb) ||
     die "go build of FerretDB failed"
   mv "$FERRETDB_BIN.tmp" "$FERRETDB_BIN"
+  # The binary is what we cache; the ~350MB compile cache is not worth keeping.
+  go clean -cache || true
   log "built $("$FERRETDB_BIN" --version 2>&1 | head -n1) in $(elapsed_s "$t0")s"
 }
 

@@ -31,7 +31,7 @@ POM="$NOTIFY_SCRIPTS_DIR/kafka/pom.xml"
 LOG4J_CONF="$NOTIFY_SCRIPTS_DIR/kafka/log4j2.properties"
 
 usage() {
-  sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2
+  awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2
   exit 2
 }
 
@@ -171,7 +171,7 @@ launch() {
   log "broker process up after $(elapsed_s "$t0")s; checking it answers metadata requests"
   # Real check: a client fetches cluster metadata (lists topics).
   until kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$port" \
-    --list >/dev/null 2>>"$state/kafka.tools.log"; do
+    --list >/dev/null 2>>"$state/kafka/tools.log"; do
     pid_alive "$pid" || die "broker exited during startup (see $state/kafka.log)"
     [ "$(date +%s)" -lt "$deadline" ] || die "broker does not answer metadata requests (see $state/kafka.log)"
     sleep 0.5
@@ -234,7 +234,7 @@ stop() {
   state=$(abs_state_dir "$1")
   pid=$(running_pid "$state")
   [ -z "$pid" ] || stop_pid "$pid" "Kafka broker" "${KAFKA_STOP_TIMEOUT:-30}"
-  rm -rf "$state/kafka" "$state/kafka.env" "$state/kafka.pid" "$state/kafka.tools.log"
+  rm -rf "$state/kafka" "$state/kafka.env" "$state/kafka.pid"
   log "stopped; data removed"
 }
 
