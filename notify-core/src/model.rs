@@ -535,7 +535,8 @@ pub struct Notification {
     pub data: Option<Map<String, Value>>,
     /// Priority.
     pub priority: Priority,
-    /// When the event happened (producer time, record time or receipt time).
+    /// When the event happened (producer time, record time or receipt time), to the
+    /// millisecond.
     pub occurred_at: DateTime<Utc>,
     /// Ordering stamp (microseconds); `created_at` is derived from it.
     pub seq: i64,
@@ -555,6 +556,47 @@ impl Notification {
             seq: self.seq,
             id: self.id.clone(),
         }
+    }
+
+    /// Reads the contract's JSON back (as written by [`Notification::to_json`]); the cursor
+    /// restores the ordering stamp. Used by transports that carry stored notifications
+    /// between instances (e.g. the Kafka fan-out topic).
+    pub fn from_json(v: &Value) -> Result<Self> {
+        let obj = v
+            .as_object()
+            .ok_or_else(|| Error::invalid_body("a notification must be a JSON object"))?;
+        let text = |field: &str| -> Result<String> {
+            obj.get(field)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| Error::invalid(field, "missing or not a string"))
+        };
+        let audience: Audience = serde_json::from_value(
+            obj.get("audience").cloned().unwrap_or(Value::Null),
+        )
+        .map_err(|e| Error::invalid("audience", e))?;
+        let cursor = Cursor::parse(&text("cursor")?, "cursor")?;
+        let priority = Priority::parse(&text("priority")?)
+            .ok_or_else(|| Error::invalid("priority", "unknown priority"))?;
+        let occurred_at = match obj.get("occurred_at").and_then(Value::as_str) {
+            Some(s) => DateTime::parse_from_rfc3339(s)
+                .map_err(|e| Error::invalid("occurred_at", e))?
+                .with_timezone(&Utc),
+            None => Utc.timestamp_micros(cursor.seq).single().unwrap_or_else(Utc::now),
+        };
+        Ok(Notification {
+            id: text("id")?,
+            event_id: text("event_id")?,
+            notification_type: text("type")?,
+            audience,
+            title: text("title")?,
+            message: text("message")?,
+            link: obj.get("link").and_then(Value::as_str).map(str::to_string),
+            data: obj.get("data").and_then(Value::as_object).cloned(),
+            priority,
+            occurred_at,
+            seq: cursor.seq,
+        })
     }
 
     /// The contract's JSON for one reader (`read` is that reader's state).
@@ -726,7 +768,7 @@ mod tests {
             link: Some("/p/42".into()),
             data: Some(serde_json::from_str(r#"{"purchaseId":42}"#).unwrap()),
             priority: Priority::Normal,
-            occurred_at: Utc::now(),
+            occurred_at: Utc.timestamp_millis_opt(1_764_064_800_100).unwrap(),
             seq: 1_764_064_800_123_000,
         };
         let v = n.to_json(false);
@@ -738,6 +780,7 @@ mod tests {
         assert_eq!(v["created_at"], "2025-11-25T10:00:00.123Z");
         assert_eq!(v["read"], false);
         assert_eq!(v["data"]["purchaseId"], 42);
+        assert_eq!(Notification::from_json(&v).unwrap(), n);
         let b = Notification {
             audience: Audience::Broadcast,
             ..n

@@ -30,6 +30,9 @@ pub fn notifications_for(
     let event = Event::from_slice(payload)?;
     let resolved = service.rules.resolve(&event)?;
     let occurred_at = event.occurred_at.unwrap_or(received_at);
+    // Millisecond precision, as JSON and BSON dates carry it.
+    let occurred_at = chrono::DateTime::from_timestamp_millis(occurred_at.timestamp_millis())
+        .unwrap_or(occurred_at);
     let notifications = resolved
         .recipients
         .audiences()
@@ -75,6 +78,10 @@ pub struct PipelineConfig {
     pub min_backoff: Duration,
     /// Longest retry delay.
     pub max_backoff: Duration,
+    /// Push to this process's sessions before storing (single instance). A cluster turns it
+    /// off for the storing pipeline and pushes from what was stored instead (e.g. the Kafka
+    /// fan-out), so a push never runs ahead of what a resuming client can read back.
+    pub push_live: bool,
 }
 
 impl Default for PipelineConfig {
@@ -84,6 +91,7 @@ impl Default for PipelineConfig {
             max_batch: 256,
             min_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(5),
+            push_live: true,
         }
     }
 }
@@ -125,6 +133,7 @@ impl Pipeline {
         let (tx, rx) = mpsc::channel(self.config.store_queue.max(1));
         let intake = tokio::spawn(intake(
             self.service.clone(),
+            self.config.push_live,
             self.source.clone(),
             tx,
             stop_rx.clone(),
@@ -159,6 +168,7 @@ impl PipelineHandle {
 
 async fn intake(
     service: Arc<NotifyService>,
+    push_live: bool,
     source: Arc<dyn EventSource>,
     tx: mpsc::Sender<Work>,
     mut stop: watch::Receiver<bool>,
@@ -190,10 +200,12 @@ async fn intake(
                     .into_iter()
                     .map(|n| Push::new(n, received_at))
                     .collect();
-                service.pending.add(&pushes);
                 let mut reached = 0;
-                for p in &pushes {
-                    reached += service.hub.deliver(p);
+                if push_live {
+                    service.pending.add(&pushes);
+                    for p in &pushes {
+                        reached += service.hub.deliver(p);
+                    }
                 }
                 tracing::debug!(
                     event_id = %event.id,

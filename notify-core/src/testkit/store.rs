@@ -34,7 +34,7 @@ pub fn sample(event_id: &str, audience: Audience, seq: i64) -> Notification {
                 .unwrap(),
         ),
         priority: Priority::Normal,
-        occurred_at: Utc.timestamp_micros(seq).single().unwrap(),
+        occurred_at: Utc.timestamp_millis_opt(seq / 1000).single().unwrap(),
         seq,
     }
 }
