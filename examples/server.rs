@@ -1,1 +1,112 @@
-fn main() {}
+//! The notification service: configuration from the contract's environment variables (each
+//! also a flag), demo mode without a JWT key, in-memory or real backends, served by axum.
+//!
+//! ```text
+//! cargo run --release --example server            # demo mode: http://127.0.0.1:8080/demo
+//! NOTIFY_JWT_SECRET=… NOTIFY_PUBLISH_KEY=… cargo run --release --example server
+//! ```
+
+#[path = "server/backends.rs"]
+mod backends;
+#[path = "server/config.rs"]
+mod config;
+#[path = "server/demo.rs"]
+mod demo;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use clap::Parser;
+use notify_core::NotifyService;
+
+#[tokio::main]
+async fn main() {
+    let args = config::Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,notify_core=info".into()),
+        )
+        .with_target(false)
+        .init();
+    if let Err(e) = run(args).await {
+        // One clear line naming the variable, then a non-zero exit.
+        eprintln!("error: {e}");
+        std::process::exit(2);
+    }
+}
+
+async fn run(args: config::Args) -> notify_core::Result<()> {
+    let config = config::Config::from_args(args)?;
+    if config.demo {
+        tracing::warn!("==============================================================");
+        tracing::warn!("DEMO MODE: no NOTIFY_JWT_SECRET or NOTIFY_JWT_PUBLIC_KEY_FILE set.");
+        tracing::warn!("Tokens are signed with the public demo secret and anyone can mint");
+        tracing::warn!("them at /demo/token. Listening on loopback only. Never deploy this.");
+        tracing::warn!("==============================================================");
+    }
+    let backends = backends::Backends::start(&config).await?;
+    let service = NotifyService::builder(
+        backends.store.clone(),
+        backends.sink.clone(),
+        config.auth.clone(),
+    )
+    .event_source(backends.source.clone())
+    .rules(config.rules.clone())
+    .config(config.service.clone())
+    .build();
+    let running = backends.run(service.clone());
+
+    let mut app = Router::new().merge(notify_axum::router(service.clone()));
+    app = app.merge(demo::widget_routes());
+    if config.demo {
+        app = app.merge(demo::demo_routes(
+            config.demo_secret.clone(),
+            config.demo_publish_key.clone(),
+        ));
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| {
+            notify_core::Error::config(
+                "NOTIFY_LISTEN",
+                format!("cannot listen on {}: {e}", config.listen),
+            )
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| notify_core::Error::internal(e))?;
+    tracing::info!(
+        %addr,
+        store = backends.store_name,
+        events = backends.source_name,
+        "notify server listening{}",
+        if config.demo { format!("; demo at http://{addr}/demo") } else { String::new() }
+    );
+
+    let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = {
+        let service = service.clone();
+        async move {
+            notify_axum::shutdown_on_signal(service).await;
+            let _ = stopped_tx.send(());
+        }
+    };
+    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown);
+    let server = tokio::spawn(async move { server.await });
+    let _ = stopped_rx.await;
+    // Sessions got their reconnect hint; give connections a moment, then finish writes.
+    if tokio::time::timeout(Duration::from_secs(4), server)
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after 4 s; closing them");
+    }
+    running.shutdown(Duration::from_secs(4)).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+#[allow(dead_code)]
+fn assert_send_sync(_: Arc<NotifyService>) {}

@@ -1,0 +1,203 @@
+//! The contract's configuration (section 7): environment variables, each also a flag.
+//! Errors name the variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use notify_core::auth::Authenticator;
+use notify_core::{Error, Result, Rules, ServiceConfig};
+
+/// The demo secret of the contract (demo mode only).
+pub const DEMO_SECRET: &str = "notify-demo-secret";
+/// The demo publish key of the contract (demo mode only).
+pub const DEMO_PUBLISH_KEY: &str = "notify-demo-key";
+
+/// Command-line flags; each falls back to its environment variable.
+#[derive(Debug, Parser)]
+#[command(
+    name = "server",
+    about = "Real-time notification service (STOMP over WebSocket, SSE, REST)"
+)]
+pub struct Args {
+    /// HTTP/WebSocket address.
+    #[arg(long, env = "NOTIFY_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// HS256 secret.
+    #[arg(long, env = "NOTIFY_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+    /// PEM public key for RS256/ES256 instead.
+    #[arg(long, env = "NOTIFY_JWT_PUBLIC_KEY_FILE")]
+    jwt_public_key_file: Option<PathBuf>,
+    /// Claim that lists the user's groups.
+    #[arg(long, env = "NOTIFY_JWT_GROUPS_CLAIM", default_value = "groups")]
+    jwt_groups_claim: String,
+    /// API key for POST /api/events.
+    #[arg(long, env = "NOTIFY_PUBLISH_KEY", hide_env_values = true)]
+    publish_key: Option<String>,
+    /// Kafka bootstrap servers; unset: in-process events.
+    #[arg(long, env = "NOTIFY_KAFKA_BROKERS")]
+    pub kafka_brokers: Option<String>,
+    /// Input topic; dead letters go to `<topic>.dlq`.
+    #[arg(
+        long,
+        env = "NOTIFY_KAFKA_TOPIC",
+        default_value = "notification-events"
+    )]
+    pub kafka_topic: String,
+    /// Shared consumer group.
+    #[arg(long, env = "NOTIFY_KAFKA_GROUP", default_value = "notify")]
+    pub kafka_group: String,
+    /// This instance's name.
+    #[arg(long, env = "NOTIFY_INSTANCE_ID")]
+    pub instance_id: Option<String>,
+    /// MongoDB URI; unset: in-memory store.
+    #[arg(long, env = "NOTIFY_MONGO_URI", hide_env_values = true)]
+    pub mongo_uri: Option<String>,
+    /// MongoDB database.
+    #[arg(long, env = "NOTIFY_MONGO_DB", default_value = "notify")]
+    pub mongo_db: String,
+    /// Retention (`30d`, `12h`, `90m`, `45s`).
+    #[arg(long, env = "NOTIFY_RETENTION", default_value = "30d")]
+    retention: String,
+    /// Rules file.
+    #[arg(long, env = "NOTIFY_RULES")]
+    rules: Option<PathBuf>,
+    /// CORS and WebSocket origin allow-list (comma-separated).
+    #[arg(long, env = "NOTIFY_ALLOWED_ORIGINS")]
+    allowed_origins: Option<String>,
+    /// Outgoing queue per session (frames); overflow closes it as a slow consumer.
+    #[arg(long, env = "NOTIFY_SESSION_QUEUE", default_value = "256")]
+    session_queue: String,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+#[allow(dead_code)] // Kafka and Mongo fields are read once those backends are wired.
+pub struct Config {
+    pub listen: SocketAddr,
+    pub demo: bool,
+    pub demo_secret: String,
+    pub demo_publish_key: String,
+    pub auth: Authenticator,
+    pub rules: Rules,
+    pub service: ServiceConfig,
+    pub args_kafka_brokers: Option<String>,
+    pub kafka_topic: String,
+    pub kafka_group: String,
+    pub instance_id: Option<String>,
+    pub mongo_uri: Option<String>,
+    pub mongo_db: String,
+}
+
+/// Parses `30d`, `12h`, `90m`, `45s` or plain seconds.
+pub fn parse_duration(s: &str, variable: &str) -> Result<Duration> {
+    let s = s.trim();
+    let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = number.parse().map_err(|_| {
+        Error::config(
+            variable,
+            format!("invalid duration {s:?} (use e.g. 30d, 12h, 90m, 45s)"),
+        )
+    })?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86400,
+        _ => {
+            return Err(Error::config(
+                variable,
+                format!("invalid duration unit in {s:?} (use d, h, m or s)"),
+            ))
+        }
+    };
+    if secs == 0 {
+        return Err(Error::config(variable, "must be positive"));
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+fn non_empty(v: Option<String>) -> Option<String> {
+    v.filter(|s| !s.trim().is_empty())
+}
+
+impl Config {
+    /// Validates the flags and variables.
+    pub fn from_args(args: Args) -> Result<Self> {
+        let mut listen: SocketAddr = args.listen.parse().map_err(|_| {
+            Error::config(
+                "NOTIFY_LISTEN",
+                format!("not an address:port: {:?}", args.listen),
+            )
+        })?;
+        let jwt_secret = non_empty(args.jwt_secret);
+        let demo = jwt_secret.is_none() && args.jwt_public_key_file.is_none();
+        let auth = if let Some(path) = &args.jwt_public_key_file {
+            let pem = std::fs::read(path).map_err(|e| {
+                Error::config(
+                    "NOTIFY_JWT_PUBLIC_KEY_FILE",
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?;
+            Authenticator::from_public_key_pem(&pem)?
+        } else {
+            Authenticator::hs256(jwt_secret.as_deref().unwrap_or(DEMO_SECRET).as_bytes())
+        }
+        .with_groups_claim(args.jwt_groups_claim.clone());
+        if demo && !listen.ip().is_loopback() {
+            tracing::warn!(requested = %listen, "demo mode binds to loopback only");
+            listen.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        let publish_key =
+            non_empty(args.publish_key).or_else(|| demo.then(|| DEMO_PUBLISH_KEY.to_string()));
+        if publish_key.is_none() {
+            tracing::warn!("NOTIFY_PUBLISH_KEY is not set: POST /api/events answers 401");
+        }
+        let rules = match &args.rules {
+            Some(path) => Rules::from_file(path)?,
+            None => Rules::empty(),
+        };
+        let allowed_origins = non_empty(args.allowed_origins).map(|s| {
+            s.split(',')
+                .map(|o| o.trim().trim_end_matches('/').to_string())
+                .filter(|o| !o.is_empty())
+                .collect::<Vec<_>>()
+        });
+        let session_queue: usize = args
+            .session_queue
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| {
+                Error::config(
+                    "NOTIFY_SESSION_QUEUE",
+                    format!("must be a positive integer, got {:?}", args.session_queue),
+                )
+            })?;
+        let service = ServiceConfig {
+            publish_key,
+            allowed_origins,
+            session_queue,
+            retention: parse_duration(&args.retention, "NOTIFY_RETENTION")?,
+            ..ServiceConfig::default()
+        };
+        Ok(Config {
+            listen,
+            demo,
+            demo_secret: DEMO_SECRET.into(),
+            demo_publish_key: DEMO_PUBLISH_KEY.into(),
+            auth,
+            rules,
+            service,
+            args_kafka_brokers: non_empty(args.kafka_brokers),
+            kafka_topic: args.kafka_topic,
+            kafka_group: args.kafka_group,
+            instance_id: non_empty(args.instance_id),
+            mongo_uri: non_empty(args.mongo_uri),
+            mongo_db: args.mongo_db,
+        })
+    }
+}
