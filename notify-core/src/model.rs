@@ -571,10 +571,9 @@ impl Notification {
                 .map(str::to_string)
                 .ok_or_else(|| Error::invalid(field, "missing or not a string"))
         };
-        let audience: Audience = serde_json::from_value(
-            obj.get("audience").cloned().unwrap_or(Value::Null),
-        )
-        .map_err(|e| Error::invalid("audience", e))?;
+        let audience: Audience =
+            serde_json::from_value(obj.get("audience").cloned().unwrap_or(Value::Null))
+                .map_err(|e| Error::invalid("audience", e))?;
         let cursor = Cursor::parse(&text("cursor")?, "cursor")?;
         let priority = Priority::parse(&text("priority")?)
             .ok_or_else(|| Error::invalid("priority", "unknown priority"))?;
@@ -582,7 +581,10 @@ impl Notification {
             Some(s) => DateTime::parse_from_rfc3339(s)
                 .map_err(|e| Error::invalid("occurred_at", e))?
                 .with_timezone(&Utc),
-            None => Utc.timestamp_micros(cursor.seq).single().unwrap_or_else(Utc::now),
+            None => Utc
+                .timestamp_micros(cursor.seq)
+                .single()
+                .unwrap_or_else(Utc::now),
         };
         Ok(Notification {
             id: text("id")?,
