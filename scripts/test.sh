@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Runs every test of the project, starting the real services itself:
+#   formatting and lints, Rust unit + conformance + adapter tests against a real Kafka broker
+#   and a real MongoDB-protocol server (FerretDB on PostgreSQL), the STOMP end-to-end suite
+#   (@stomp/stompjs over ws) against the example server, and the widget's unit and browser
+#   tests (Debian's Chromium). Downloads and builds are cached under ~/.cache/notify.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/notify/cargo-target}"
+export CARGO_TERM_COLOR=never
+STATE=$(mktemp -d /tmp/notify-test.XXXXXX)
+cleanup() {
+  local rc=$?
+  bash scripts/kafka.sh stop "$STATE" >/dev/null 2>&1 || true
+  bash scripts/ferretdb.sh stop "$STATE" >/dev/null 2>&1 || true
+  rm -rf "$STATE"
+  exit $rc
+}
+trap cleanup EXIT INT TERM
+
+step() { printf '\n==> %s  (%s)\n' "$*" "$(date +%H:%M:%S)"; }
+
+step "tools"
+command -v cargo >/dev/null || { echo "cargo is required" >&2; exit 1; }
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+bash scripts/chromium.sh
+
+step "format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --all-features -- -D warnings
+
+step "start Kafka and FerretDB"
+bash scripts/kafka.sh start "$STATE" &
+kafka_pid=$!
+bash scripts/ferretdb.sh start "$STATE"
+wait "$kafka_pid"
+# shellcheck disable=SC1091
+source "$STATE/kafka.env"
+# shellcheck disable=SC1091
+source "$STATE/ferretdb.env"
+export NOTIFY_TEST_KAFKA NOTIFY_TEST_MONGO
+export NOTIFY_TEST_KAFKA_STATE="$STATE" NOTIFY_TEST_FERRETDB_STATE="$STATE"
+echo "NOTIFY_TEST_KAFKA=$NOTIFY_TEST_KAFKA NOTIFY_TEST_MONGO=$NOTIFY_TEST_MONGO"
+
+step "Rust tests (unit, conformance, Kafka and MongoDB adapters)"
+cargo test --workspace --all-features -- --test-threads=2
+
+step "build the example server (release)"
+cargo build --release --example server
+export NOTIFY_E2E_SERVER="$CARGO_TARGET_DIR/release/examples/server"
+
+step "STOMP/REST/SSE end-to-end suite"
+(cd tests/e2e && npm ci --no-audit --no-fund --silent && npm test)
+
+if [ -f frontend/package.json ]; then
+  step "widget: unit tests, build, browser tests"
+  (cd frontend && npm ci --no-audit --no-fund --silent && npm test && npm run build && npm run test:browser)
+fi
+
+step "all tests passed"
