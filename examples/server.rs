@@ -76,7 +76,7 @@ async fn run(args: config::Args) -> notify_core::Result<()> {
         })?;
     let addr = listener
         .local_addr()
-        .map_err(|e| notify_core::Error::internal(e))?;
+        .map_err(notify_core::Error::internal)?;
     tracing::info!(
         %addr,
         store = backends.store_name,

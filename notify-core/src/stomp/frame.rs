@@ -73,7 +73,7 @@ impl Frame {
             push_header(&mut out, n, v, escape);
         }
         if !self.body.is_empty() && !has_length {
-            let _ = write!(out, "content-length:{}\n", self.body.len());
+            let _ = writeln!(out, "content-length:{}", self.body.len());
         }
         out.push('\n');
         out.push_str(&String::from_utf8_lossy(&self.body));

@@ -258,7 +258,10 @@ pub async fn read_state_is_per_reader(store: Arc<dyn NotificationStore>) {
         .await
         .unwrap();
     assert_eq!(marked.len(), 2, "read_state: returns the visible ids");
-    store.mark_read(&ann, &[g.id.clone()]).await.unwrap();
+    store
+        .mark_read(&ann, std::slice::from_ref(&g.id))
+        .await
+        .unwrap();
     assert_eq!(
         store.unread_count(&ann).await.unwrap(),
         0,
