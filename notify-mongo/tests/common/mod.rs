@@ -1,0 +1,61 @@
+//! Shared helpers for the tests against a real server (`NOTIFY_TEST_MONGO`).
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use notify_mongo::{MongoOptions, MongoStore};
+
+/// The server URI, or `None` (after printing why) when the tests should skip.
+pub fn uri() -> Option<String> {
+    match std::env::var("NOTIFY_TEST_MONGO") {
+        Ok(u) if !u.trim().is_empty() => Some(u),
+        _ => {
+            println!("skipping: NOTIFY_TEST_MONGO not set");
+            None
+        }
+    }
+}
+
+/// Short timeouts so outages are detected quickly in tests.
+pub fn options() -> MongoOptions {
+    MongoOptions {
+        server_selection_timeout: Duration::from_secs(2),
+        connect_timeout: Duration::from_secs(2),
+        operation_timeout: Duration::from_secs(30),
+        ..MongoOptions::default()
+    }
+}
+
+/// A fresh database name: unique per process and call.
+pub fn fresh_db(tag: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("nt_{tag}_{}_{n}_{nanos:x}", std::process::id())
+}
+
+/// Connects to a fresh, empty database.
+pub async fn fresh_store(uri: &str, tag: &str) -> MongoStore {
+    MongoStore::connect_with(uri, &fresh_db(tag), options())
+        .await
+        .expect("connect to NOTIFY_TEST_MONGO")
+}
+
+/// Drops the store's database (best effort).
+pub async fn drop(store: &MongoStore) {
+    let _ = store.database().drop().await;
+}
+
+/// Number of documents in one collection.
+pub async fn count(store: &MongoStore, collection: &str) -> u64 {
+    store
+        .database()
+        .collection::<notify_mongo::mongodb::bson::Document>(collection)
+        .count_documents(notify_mongo::mongodb::bson::doc! {})
+        .await
+        .expect("count documents")
+}

@@ -1,0 +1,28 @@
+//! The store conformance suite of notify-core, against a real server.
+
+mod common;
+
+use std::sync::Arc;
+
+use notify_core::NotificationStore;
+use notify_mongo::MongoStore;
+use tokio::sync::Mutex;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongo_store_conformance() {
+    let Some(uri) = common::uri() else { return };
+    let made: Arc<Mutex<Vec<MongoStore>>> = Arc::default();
+    notify_core::testkit::store::run_all(|| {
+        let uri = uri.clone();
+        let made = made.clone();
+        async move {
+            let store = common::fresh_store(&uri, "conf").await;
+            made.lock().await.push(store.clone());
+            Arc::new(store) as Arc<dyn NotificationStore>
+        }
+    })
+    .await;
+    for store in made.lock().await.iter() {
+        common::drop(store).await;
+    }
+}
