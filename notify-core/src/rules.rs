@@ -69,8 +69,13 @@ impl Rules {
 
     /// Parses a rules file; errors name `NOTIFY_RULES` and the problem (e.g. an unknown field).
     pub fn from_toml(text: &str) -> Result<Self> {
-        let file: RulesFile = toml::from_str(text)
-            .map_err(|e| Error::config("NOTIFY_RULES", e.to_string().replace('\n', " ")))?;
+        let file: RulesFile = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            let at = line.map(|l| format!("line {l}: ")).unwrap_or_default();
+            Error::config("NOTIFY_RULES", format!("{at}{}", e.message().trim()))
+        })?;
         for (i, rule) in file.rule.iter().enumerate() {
             if rule.event_type.is_empty() {
                 return Err(Error::config(
