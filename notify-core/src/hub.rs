@@ -273,3 +273,57 @@ impl PendingPushes {
         self.len() == 0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit_support::push_for;
+
+    #[tokio::test]
+    async fn routes_by_audience_and_marks_overflow() {
+        let hub = LocalHub::new();
+        let (a_tx, mut a_rx) = session_queue(2);
+        let (b_tx, mut b_rx) = session_queue(8);
+        let a = hub.register(&Reader::new("ann", vec!["ops".into()]), a_tx);
+        hub.register(&Reader::new("bob", vec![]), b_tx);
+        assert_eq!(hub.deliver(&push_for(Audience::User("ann".into()))), 1);
+        assert_eq!(hub.deliver(&push_for(Audience::Group("ops".into()))), 1);
+        assert_eq!(
+            hub.deliver(&push_for(Audience::Broadcast)),
+            1,
+            "ann's queue is full"
+        );
+        assert!(a_rx.overflowed(), "a full queue marks a slow consumer");
+        assert!(!b_rx.overflowed());
+        assert_eq!(
+            b_rx.recv().await.unwrap().notification.audience,
+            Audience::Broadcast
+        );
+        assert_eq!(
+            a_rx.recv().await.unwrap().notification.audience,
+            Audience::User("ann".into())
+        );
+        hub.unregister(a);
+        assert_eq!(hub.session_count(), 1);
+        assert_eq!(hub.deliver(&push_for(Audience::User("ann".into()))), 0);
+    }
+
+    #[test]
+    fn pending_pushes_are_filtered_by_reader() {
+        let pending = PendingPushes::new();
+        let pushes = [
+            push_for(Audience::User("ann".into())),
+            push_for(Audience::Group("ops".into())),
+        ];
+        pending.add(&pushes);
+        assert_eq!(pending.visible_to(&Reader::new("ann", vec![])).len(), 1);
+        assert_eq!(
+            pending
+                .visible_to(&Reader::new("zed", vec!["ops".into()]))
+                .len(),
+            1
+        );
+        pending.remove(&pushes);
+        assert!(pending.is_empty());
+    }
+}

@@ -47,6 +47,8 @@ pub mod stomp;
 pub mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+#[cfg(test)]
+mod testkit_support;
 
 pub use error::{BoxError, Error, Result};
 pub use hub::{LocalHub, SessionHub};

@@ -407,3 +407,200 @@ pub fn spawn_retention_sweeper(service: Arc<NotifyService>, every: Duration) -> 
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use async_trait::async_trait;
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::auth::Authenticator;
+    use crate::hub::session_queue;
+    use crate::model::InboxItem;
+    use crate::store::{InsertOutcome, ListQuery, MemoryStore, NotificationStore, Reader};
+    use crate::{MemorySource, ServiceConfig};
+
+    /// A store that fails while `down` is set.
+    #[derive(Default)]
+    struct FlakyStore {
+        inner: MemoryStore,
+        down: AtomicBool,
+    }
+
+    impl FlakyStore {
+        fn check(&self) -> Result<()> {
+            if self.down.load(Ordering::SeqCst) {
+                return Err(Error::Unavailable {
+                    component: "store",
+                    message: "down for the test".into(),
+                    source: None,
+                });
+            }
+            Ok(())
+        }
+    }
+
+    #[async_trait]
+    impl NotificationStore for FlakyStore {
+        async fn insert(&self, batch: &[Notification]) -> Result<InsertOutcome> {
+            self.check()?;
+            self.inner.insert(batch).await
+        }
+        async fn list(&self, reader: &Reader, query: &ListQuery) -> Result<Vec<InboxItem>> {
+            self.check()?;
+            self.inner.list(reader, query).await
+        }
+        async fn unread_count(&self, reader: &Reader) -> Result<u64> {
+            self.inner.unread_count(reader).await
+        }
+        async fn mark_read(&self, reader: &Reader, ids: &[String]) -> Result<Vec<String>> {
+            self.inner.mark_read(reader, ids).await
+        }
+        async fn mark_all_read(&self, reader: &Reader) -> Result<()> {
+            self.inner.mark_all_read(reader).await
+        }
+        async fn purge(&self, before: DateTime<Utc>) -> Result<u64> {
+            self.inner.purge(before).await
+        }
+        async fn ping(&self) -> Result<()> {
+            self.check()
+        }
+    }
+
+    fn event(id: &str, user: &str) -> Bytes {
+        Bytes::from(format!(
+            r#"{{"id":"{id}","type":"t","recipients":{{"users":["{user}"]}},"title":"t","message":"m"}}"#
+        ))
+    }
+
+    async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+        for _ in 0..200 {
+            if check() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("timed out waiting for: {what}");
+    }
+
+    #[tokio::test]
+    async fn store_outage_keeps_pushing_and_acks_only_after_storing() {
+        let store = Arc::new(FlakyStore::default());
+        let (source, publisher) = MemorySource::new(64);
+        let source = Arc::new(source);
+        let service = NotifyService::builder(
+            store.clone(),
+            Arc::new(publisher.clone()),
+            Authenticator::hs256(b"k"),
+        )
+        .config(ServiceConfig::default())
+        .build();
+        let config = PipelineConfig {
+            min_backoff: Duration::from_millis(5),
+            max_backoff: Duration::from_millis(20),
+            ..PipelineConfig::default()
+        };
+        let pipeline = Pipeline::new(service.clone(), source)
+            .with_config(config)
+            .spawn();
+        let reader = Reader::new("ann", vec![]);
+        let (tx, mut rx) = session_queue(64);
+        service.hub.register(&reader, tx);
+
+        store.down.store(true, Ordering::SeqCst);
+        for i in 0..5 {
+            publisher
+                .send_raw(event(&format!("e{i}"), "ann"))
+                .await
+                .unwrap();
+        }
+        for i in 0..5 {
+            let push = tokio::time::timeout(Duration::from_secs(2), rx.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                push.notification.event_id,
+                format!("e{i}"),
+                "live pushes continue in order"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            publisher.acked(),
+            0,
+            "nothing acknowledged while the store is down"
+        );
+        assert_eq!(
+            service.pending.len(),
+            5,
+            "pushed but unstored notifications are tracked for resume"
+        );
+
+        store.down.store(false, Ordering::SeqCst);
+        eventually("all acknowledged", || publisher.acked() == 5).await;
+        assert_eq!(store.inner.len(), 5);
+        assert!(service.pending.is_empty());
+        pipeline.shutdown(Duration::from_secs(1)).await;
+    }
+
+    #[tokio::test]
+    async fn bad_events_are_dead_lettered_in_order_and_duplicates_stored_once() {
+        let store = Arc::new(MemoryStore::new());
+        let (source, publisher) = MemorySource::new(64);
+        let service = NotifyService::builder(
+            store.clone(),
+            Arc::new(publisher.clone()),
+            Authenticator::hs256(b"k"),
+        )
+        .build();
+        let pipeline = Pipeline::new(service, Arc::new(source)).spawn();
+        publisher
+            .send_raw(Bytes::from_static(b"{not json"))
+            .await
+            .unwrap();
+        publisher
+            .send_raw(Bytes::from_static(
+                br#"{"id":"x","type":"t","title":"t","message":"m"}"#,
+            ))
+            .await
+            .unwrap();
+        for _ in 0..3 {
+            publisher.send_raw(event("dup", "bo")).await.unwrap();
+        }
+        eventually("settled", || {
+            publisher.acked() == 3 && publisher.dead_lettered() == 2
+        })
+        .await;
+        assert_eq!(store.len(), 1, "the same event three times is stored once");
+        pipeline.shutdown(Duration::from_secs(1)).await;
+    }
+
+    #[tokio::test]
+    async fn shutdown_drains_what_was_taken() {
+        let store = Arc::new(MemoryStore::new());
+        let (source, publisher) = MemorySource::new(1024);
+        let service = NotifyService::builder(
+            store.clone(),
+            Arc::new(publisher.clone()),
+            Authenticator::hs256(b"k"),
+        )
+        .build();
+        let pipeline = Pipeline::new(service, Arc::new(source)).spawn();
+        for i in 0..200 {
+            publisher
+                .send_raw(event(&format!("s{i}"), "cy"))
+                .await
+                .unwrap();
+        }
+        eventually("taken", || publisher.acked() > 0).await;
+        pipeline.shutdown(Duration::from_secs(2)).await;
+        assert_eq!(
+            store.len() as u64,
+            publisher.acked(),
+            "everything acknowledged is stored"
+        );
+    }
+}
