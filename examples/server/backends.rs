@@ -21,6 +21,22 @@ pub struct Backends {
     pub source_name: &'static str,
 }
 
+async fn connect_mongo(uri: &str, config: &Config) -> Result<notify_mongo::MongoStore> {
+    let options = notify_mongo::MongoOptions {
+        retention: Some(config.service.retention),
+        ..notify_mongo::MongoOptions::default()
+    };
+    notify_mongo::MongoStore::connect_with(uri, &config.mongo_db, options)
+        .await
+        .map_err(|e| match e {
+            Error::Unavailable { message, .. } => Error::config(
+                "NOTIFY_MONGO_URI",
+                format!("cannot reach MongoDB: {message}"),
+            ),
+            other => other,
+        })
+}
+
 /// What runs once the service exists.
 pub struct Running {
     pipeline: PipelineHandle,
@@ -36,18 +52,16 @@ impl Backends {
                 "Kafka support is not built into this server yet",
             ));
         }
-        if config.mongo_uri.is_some() {
-            return Err(Error::config(
-                "NOTIFY_MONGO_URI",
-                "MongoDB support is not built into this server yet",
-            ));
-        }
+        let (store, store_name): (Arc<dyn NotificationStore>, _) = match &config.mongo_uri {
+            Some(uri) => (Arc::new(connect_mongo(uri, config).await?), "mongodb"),
+            None => (Arc::new(MemoryStore::new()), "memory"),
+        };
         let (source, publisher) = MemorySource::new(4096);
         Ok(Backends {
-            store: Arc::new(MemoryStore::new()),
+            store,
             sink: Arc::new(publisher),
             source: Arc::new(source),
-            store_name: "memory",
+            store_name,
             source_name: "memory",
         })
     }
