@@ -21,6 +21,7 @@ const NotifyBellHost = defineComponent({
     locale: { type: String, default: null },
     noToasts: { type: Boolean, default: false },
     toastDuration: { type: Number, default: 6000 },
+    toastPosition: { type: String as PropType<'bottom-end' | 'bottom-start' | 'top-end' | 'top-start'>, default: 'bottom-end' },
     align: { type: String as PropType<'start' | 'end'>, default: 'end' },
     theme: { type: String as PropType<'light' | 'dark' | 'auto'>, default: 'light' },
   },

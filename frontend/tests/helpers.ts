@@ -3,7 +3,7 @@ import type { ChannelFactory, ChannelLike } from '../src/client/tabsync'
 import type { Notification } from '../src/client/types'
 
 function b64url(s: string): string {
-  return Buffer.from(s).toString('base64').replace(/=+$/, '').replace(/\+/g, '-').replace(/\//g, '_')
+  return btoa(String.fromCharCode(...new TextEncoder().encode(s))).replace(/=+$/, '').replace(/\+/g, '-').replace(/\//g, '_')
 }
 
 /** An unsigned-looking JWT (the client never verifies signatures). */

@@ -95,6 +95,7 @@ describe('TokenManager', () => {
     let release!: (t: string) => void
     const tm = new TokenManager({ provider: () => new Promise<string>((r) => (release = r)) })
     const pending = tm.get()
+    await vi.advanceTimersByTimeAsync(0)
     tm.setToken('fixed')
     release('late')
     await pending

@@ -392,6 +392,9 @@ class NotifyClientImpl implements NotifyClient {
             this.tokens.invalidate()
             this.emit('error', { kind: 'unauthorized', message: message || 'unauthorized' })
           } else {
+            // A server that does not know our resume point (e.g. restarted with an empty
+            // store) may refuse it: resubscribe without `since`; the REST resync covers the gap.
+            if (since && /since|cursor/i.test(message)) this.store.lastCursor = null
             this.emit('error', { kind: 'protocol', message: message || 'STOMP error' })
           }
         },

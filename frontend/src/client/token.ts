@@ -86,15 +86,16 @@ export class TokenManager {
     if (this.inflight) return this.inflight
     const provider = this.provider!
     const gen = this.generation
-    const p = (async () => {
-      try {
-        const t = (await provider()) || null
-        if (gen === this.generation && !this.disposed) this.accept(t)
-        return t
-      } finally {
+    const p = Promise.resolve()
+      .then(() => provider())
+      .then((t) => {
+        const token = t || null
+        if (gen === this.generation && !this.disposed) this.accept(token)
+        return token
+      })
+      .finally(() => {
         if (this.inflight === p) this.inflight = null
-      }
-    })()
+      })
     this.inflight = p
     return p
   }
