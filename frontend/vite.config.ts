@@ -29,11 +29,13 @@ export default defineConfig(({ mode }) => {
       },
     }
   }
-  if (mode === 'lib') {
+  if (mode === 'lib' || mode === 'lib-bundled') {
+    // lib-bundled: only for measuring the size with @stomp/stompjs inlined (scripts/size.mjs)
+    const bundled = mode === 'lib-bundled'
     return {
       plugins: [vue()],
       build: {
-        outDir: 'dist/es',
+        outDir: bundled ? 'dist/es-bundled' : 'dist/es',
         emptyOutDir: true,
         minify: true,
         target: 'es2020',
@@ -42,7 +44,10 @@ export default defineConfig(({ mode }) => {
           formats: ['es'],
           cssFileName: 'notify-bell',
         },
-        rolldownOptions: { external: ['vue', /^@stomp\/stompjs/], output: { minify: true } },
+        rolldownOptions: {
+          external: bundled ? ['vue'] : ['vue', /^@stomp\/stompjs/],
+          output: { minify: true },
+        },
       },
     }
   }

@@ -1,4 +1,5 @@
 // Gzip sizes of the builds (run after `npm run build`).
+import { execSync } from 'node:child_process'
 import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { join, resolve, dirname } from 'node:path'
 import { gzipSync } from 'node:zlib'
@@ -20,11 +21,19 @@ function files(dir, exts) {
 const el = size(join(root, 'dist/element/notify-bell.js'))
 console.log(`self-contained notify-bell.js: ${kb(el.raw)} raw, ${kb(el.gzip)} gzip (target <= 60 KB)`)
 
-const esFiles = files(join(root, 'dist/es'), ['.js', '.css'])
-let esAll = Buffer.alloc(0)
-for (const f of esFiles) {
-  const s = size(f)
-  console.log(`  es ${f.slice(root.length + 1)}: ${kb(s.raw)} raw, ${kb(s.gzip)} gzip`)
-  esAll = Buffer.concat([esAll, readFileSync(f)])
+function report(dir, label) {
+  let js = Buffer.alloc(0)
+  let css = Buffer.alloc(0)
+  for (const f of files(join(root, dir), ['.js', '.css'])) {
+    const s = size(f)
+    console.log(`  ${f.slice(root.length + 1)}: ${kb(s.raw)} raw, ${kb(s.gzip)} gzip`)
+    if (f.endsWith('.css')) css = Buffer.concat([css, readFileSync(f)])
+    else js = Buffer.concat([js, readFileSync(f)])
+  }
+  const gz = (b) => gzipSync(b, { level: 9 }).length
+  console.log(`${label}: JS ${kb(js.length)} raw, ${kb(gz(js))} gzip; JS+CSS ${kb(gz(Buffer.concat([js, css])))} gzip (target <= 15 KB)`)
 }
-console.log(`ES build (all JS + CSS, Vue external): ${kb(esAll.length)} raw, ${kb(gzipSync(esAll, { level: 9 }).length)} gzip (target <= 15 KB)`)
+
+report('dist/es', 'ES build (Vue and @stomp/stompjs external, as published)')
+execSync('npx vite build --mode lib-bundled --logLevel error', { cwd: root, stdio: 'inherit' })
+report('dist/es-bundled', 'ES build with @stomp/stompjs inlined (Vue external)')
