@@ -184,54 +184,97 @@ impl MongoStore {
     }
 
     async fn create_indexes(&self, retention: Option<Duration>) -> Result<()> {
-        let idx = |keys: Document, name: &str, unique: bool| {
-            IndexModel::builder()
-                .keys(keys)
-                .options(
-                    IndexOptions::builder()
-                        .name(name.to_string())
-                        .unique(unique.then_some(true))
-                        .build(),
-                )
-                .build()
-        };
         // Inbox pages, catch-up and unread counts: equality on aud, range on pos.
-        self.notifications
-            .create_indexes([idx(doc! {"aud": 1, "pos": 1}, "aud_pos", false)])
-            .await
-            .map_err(|e| errors::map("createIndexes notifications", e))?;
+        self.ensure_indexes(
+            &self.notifications,
+            &[(doc! {"aud": 1, "pos": 1}, "aud_pos", false)],
+            retention,
+        )
+        .await?;
         // Read marks: one per (user, notification); counts by (user, aud, seq).
-        self.reads
-            .create_indexes([
-                idx(doc! {"user": 1, "id": 1}, "user_id", true),
-                idx(doc! {"user": 1, "aud": 1, "seq": 1}, "user_aud_seq", false),
-            ])
-            .await
-            .map_err(|e| errors::map("createIndexes reads", e))?;
-        for coll in [&self.notifications, &self.reads] {
-            self.ensure_ts_index(coll, retention).await?;
-        }
-        Ok(())
+        self.ensure_indexes(
+            &self.reads,
+            &[
+                (doc! {"user": 1, "id": 1}, "user_id", true),
+                (doc! {"user": 1, "aud": 1, "seq": 1}, "user_aud_seq", false),
+            ],
+            retention,
+        )
+        .await
     }
 
-    /// The `{ts: 1}` index: TTL when the server supports it, else a plain index that the
-    /// sweeper's range deletes use.
-    async fn ensure_ts_index(
+    /// Creates the missing ones of `wanted` (by name) and the `{ts: 1}` retention index.
+    ///
+    /// Existing indexes are listed first and left alone, so a restart does no index work
+    /// (and FerretDB 1.x, which can panic re-creating an existing compound index, is spared).
+    async fn ensure_indexes(
         &self,
         coll: &Collection<Document>,
+        wanted: &[(Document, &str, bool)],
         retention: Option<Duration>,
     ) -> Result<()> {
         let name = coll.name().to_string();
+        let existing: Vec<IndexModel> = match coll.list_indexes().await {
+            Ok(cursor) => cursor
+                .try_collect()
+                .await
+                .map_err(|e| errors::map("listIndexes", e))?,
+            // NamespaceNotFound: the collection does not exist yet.
+            Err(e) if command_code(&e) == Some(26) => Vec::new(),
+            Err(e) => return Err(errors::map("listIndexes", e)),
+        };
+        let find = |index_name: &str| {
+            existing
+                .iter()
+                .find(|m| m.options.as_ref().and_then(|o| o.name.as_deref()) == Some(index_name))
+        };
+        for (keys, index_name, unique) in wanted {
+            if let Some(found) = find(index_name) {
+                if &found.keys != keys {
+                    tracing::warn!(
+                        collection = %name,
+                        index = index_name,
+                        found = %found.keys,
+                        "an index with this name has other keys; queries may be slow"
+                    );
+                }
+                continue;
+            }
+            let model = IndexModel::builder()
+                .keys(keys.clone())
+                .options(
+                    IndexOptions::builder()
+                        .name(index_name.to_string())
+                        .unique(unique.then_some(true))
+                        .build(),
+                )
+                .build();
+            coll.create_index(model)
+                .await
+                .map_err(|e| errors::map("createIndexes", e))?;
+            tracing::info!(collection = %name, index = index_name, "created index");
+        }
+
         let plain = IndexModel::builder()
             .keys(doc! {"ts": 1})
             .options(IndexOptions::builder().name("ts".to_string()).build())
             .build();
         let Some(retention) = retention else {
-            if let Err(e) = coll.create_index(plain).await {
-                tracing::warn!(collection = %name, error = %e, "could not create the ts index");
+            if find("ts").is_none() && find("ts_ttl").is_none() {
+                coll.create_index(plain)
+                    .await
+                    .map_err(|e| errors::map("createIndexes", e))?;
             }
             return Ok(());
         };
+        let secs = i64::try_from(retention.as_secs()).unwrap_or(i64::MAX);
+        if let Some(ttl) = find("ts_ttl") {
+            let current = ttl.options.as_ref().and_then(|o| o.expire_after);
+            if current.map(|d| d.as_secs()) != Some(retention.as_secs()) {
+                self.set_expiry(&name, secs).await;
+            }
+            return Ok(());
+        }
         let ttl = IndexModel::builder()
             .keys(doc! {"ts": 1})
             .options(
@@ -242,35 +285,19 @@ impl MongoStore {
             )
             .build();
         let err = match coll.create_index(ttl).await {
-            Ok(_) => return Ok(()),
+            Ok(_) => {
+                tracing::info!(collection = %name, secs, "created TTL index");
+                return Ok(());
+            }
             Err(e) => e,
         };
         if errors::is_transient(&err) {
-            return Err(errors::map("createIndexes ttl", err));
+            return Err(errors::map("createIndexes", err));
         }
-        let code = match err.kind.as_ref() {
-            ErrorKind::Command(c) => Some(c.code),
-            _ => None,
-        };
-        match code {
-            // IndexOptionsConflict / IndexKeySpecsConflict: a {ts: 1} index exists with other
-            // options (another retention): change its expiry in place.
-            Some(85) | Some(86) => {
-                let secs = i64::try_from(retention.as_secs()).unwrap_or(i64::MAX);
-                let cmd = doc! {
-                    "collMod": &name,
-                    "index": {"keyPattern": {"ts": 1}, "expireAfterSeconds": secs},
-                };
-                match self.db.run_command(cmd).await {
-                    Ok(_) => tracing::info!(collection = %name, secs, "updated the TTL index"),
-                    Err(e) => tracing::warn!(
-                        collection = %name,
-                        error = %e,
-                        "a ts index exists with other options and collMod failed; \
-                         retention relies on the sweeper"
-                    ),
-                }
-            }
+        match command_code(&err) {
+            // IndexOptionsConflict / IndexKeySpecsConflict: a {ts: 1} index exists under
+            // another name or with other options: make it the TTL index.
+            Some(85) | Some(86) => self.set_expiry(&name, secs).await,
             _ => {
                 tracing::warn!(
                     collection = %name,
@@ -278,12 +305,30 @@ impl MongoStore {
                     "the server does not support TTL indexes (e.g. FerretDB); retention relies \
                      on the periodic sweeper"
                 );
-                if let Err(e) = coll.create_index(plain).await {
-                    tracing::warn!(collection = %name, error = %e, "could not create the ts index");
+                if find("ts").is_none() {
+                    coll.create_index(plain)
+                        .await
+                        .map_err(|e| errors::map("createIndexes", e))?;
                 }
             }
         }
         Ok(())
+    }
+
+    /// Changes the expiry of the `{ts: 1}` index in place (`collMod`); logs on failure.
+    async fn set_expiry(&self, collection: &str, secs: i64) {
+        let cmd = doc! {
+            "collMod": collection,
+            "index": {"keyPattern": {"ts": 1}, "expireAfterSeconds": secs},
+        };
+        match self.db.run_command(cmd).await {
+            Ok(_) => tracing::info!(collection, secs, "updated the TTL index expiry"),
+            Err(e) => tracing::warn!(
+                collection,
+                error = %e,
+                "could not change the TTL index expiry (collMod); retention relies on the sweeper"
+            ),
+        }
     }
 
     async fn watermark(&self, user: &str) -> Result<i64> {
@@ -607,6 +652,13 @@ fn only_duplicates(e: &mongodb::error::Error) -> Option<usize> {
     errs.iter()
         .all(|w| w.code == DUPLICATE_KEY)
         .then_some(errs.len())
+}
+
+fn command_code(e: &mongodb::error::Error) -> Option<i32> {
+    match e.kind.as_ref() {
+        ErrorKind::Command(c) => Some(c.code),
+        _ => None,
+    }
 }
 
 fn is_duplicate_write(e: &mongodb::error::Error) -> bool {
