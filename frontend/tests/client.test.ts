@@ -266,7 +266,7 @@ describe('createNotifyClient', () => {
     expect(c.state.connection).toBe('live')
   })
 
-  it('stops retrying a rejected fixed token until a new one is set', async () => {
+  it('shows a rejected fixed token as offline, backs off, and reconnects at once with a new token', async () => {
     const be = new FakeBackend()
     be.isValid = (t) => t === 'good'
     const c = make(be, { token: 'bad' })
@@ -275,11 +275,13 @@ describe('createNotifyClient', () => {
     expect(c.state.error?.kind).toBe('unauthorized')
     expect(c.state.connection).toBe('offline')
     const n = be.conns.length
-    await tick(60_000)
-    expect(be.conns.length).toBe(n)
+    await tick(7_000) // 1 s + 2 s + 4 s
+    expect(be.conns.length).toBe(n + 3)
+    expect(c.state.connection).toBe('offline')
     c.setToken('good')
     await tick()
     expect(c.state.connection).toBe('live')
+    expect(be.conns.length).toBe(n + 4)
   })
 
   it('marks read optimistically, posts, and reverts when the server fails', async () => {

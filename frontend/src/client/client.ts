@@ -308,14 +308,12 @@ class NotifyClientImpl implements NotifyClient {
 
   setToken(token: string | null | undefined): void {
     this.tokens.setToken(token)
-    this.authRejected = false
-    this.kickIfStuck()
+    this.kickIfRejected()
   }
 
   setTokenProvider(provider: TokenProvider | null | undefined): void {
     this.tokens.setProvider(provider)
-    this.authRejected = false
-    this.kickIfStuck()
+    this.kickIfRejected()
   }
 
   reconnect(): void {
@@ -349,10 +347,6 @@ class NotifyClientImpl implements NotifyClient {
     }
     this.connecting = false
     if (!this.started || myAttempt !== this.attempt || this.conn) return
-    if (this.authRejected && !this.tokens.hasProvider) {
-      this.setConnection('offline')
-      return
-    }
     this.setUser(tokenSubject(token))
     const since = this.store.lastCursor
     const resyncWhenUp = this.everLive || !this.loaded || since == null
@@ -403,12 +397,9 @@ class NotifyClientImpl implements NotifyClient {
           this.conn = null
           this.clearTimer('healthyTimer')
           if (!this.started) return
-          if (authError && !this.tokens.hasProvider) {
-            // A fixed token was rejected: retrying cannot help until a new token is set.
-            this.authRejected = true
-            this.setConnection('offline')
-            return
-          }
+          // A rejected fixed token shows `offline`; retries go on with the backoff (the
+          // message may have been misread), and a new token reconnects at once.
+          if (authError && !this.tokens.hasProvider) this.authRejected = true
           this.scheduleReconnect()
         },
       },
@@ -420,7 +411,7 @@ class NotifyClientImpl implements NotifyClient {
     const delay = this.backoff.next()
     const browserOffline = typeof navigator !== 'undefined' && navigator.onLine === false
     const giveUpShowing = this.backoff.attempts > (this.opts.offlineAfterAttempts ?? 6)
-    this.setConnection(browserOffline || giveUpShowing ? 'offline' : 'reconnecting')
+    this.setConnection(browserOffline || giveUpShowing || this.authRejected ? 'offline' : 'reconnecting')
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null
       void this.connect()
@@ -436,8 +427,11 @@ class NotifyClientImpl implements NotifyClient {
     c?.close()
   }
 
-  private kickIfStuck(): void {
-    if (this.started && !this.conn && !this.connecting && this.connection === 'offline') this.reconnect()
+  /** After a token was rejected, a new token (or provider) is tried at once. */
+  private kickIfRejected(): void {
+    const wasRejected = this.authRejected
+    this.authRejected = false
+    if (wasRejected && this.started && !this.conn && !this.connecting) this.reconnect()
   }
 
   private onTokenChanged(token: string | null): void {

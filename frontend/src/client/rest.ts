@@ -48,7 +48,8 @@ export class RestApi {
     if (token) headers.Authorization = `Bearer ${token}`
     let res: Response
     try {
-      res = await this.fetchImpl(new URL(path, this.base).href, { ...init, headers, credentials: 'omit' })
+      const signal = typeof AbortSignal !== 'undefined' && AbortSignal.timeout ? AbortSignal.timeout(15_000) : undefined
+      res = await this.fetchImpl(new URL(path, this.base).href, { ...init, headers, credentials: 'omit', signal })
     } catch (e) {
       throw new NotifyRequestError('network', e instanceof Error ? e.message : String(e))
     }
