@@ -616,7 +616,7 @@ mod tests {
         let g = t.delivered(0, 10);
         t.delivered(0, 11);
         t.delivered(0, 13); // 12 was a transaction marker or compacted away
-        assert_eq!(t.settled(0, 11, g), None); // 10 still open
+        assert_eq!(t.settled(0, 11, g), Some(10)); // 10 still open: commit up to it
         assert_eq!(t.settled(0, 10, g), Some(13)); // 13 still open
         assert_eq!(t.settled(0, 13, g), Some(14));
         assert_eq!(t.settled(0, 13, g), None); // twice: ignored
