@@ -30,6 +30,44 @@ export function freePort() {
   });
 }
 
+const OPTIONAL = ['NOTIFY_KAFKA_BROKERS', 'NOTIFY_MONGO_URI', 'NOTIFY_RULES', 'NOTIFY_ALLOWED_ORIGINS', 'NOTIFY_JWT_PUBLIC_KEY_FILE', 'NOTIFY_JWT_GROUPS_CLAIM', 'NOTIFY_SESSION_QUEUE'];
+
+/** Never let an outer configuration leak in; a `null` value in `env` removes that variable. */
+function cleanEnv(fullEnv, env) {
+  for (const k of OPTIONAL) if (!(k in env)) delete fullEnv[k];
+  for (const [k, v] of Object.entries(env)) if (v === null || v === undefined) delete fullEnv[k];
+}
+
+/**
+ * Run the server with a configuration expected to stop start-up; resolves with
+ * { code, signal, output } or { timedOut: true, output } after `timeoutMs`.
+ */
+export async function runExpectingExit(env, timeoutMs = 15_000) {
+  const port = await freePort();
+  const fullEnv = {
+    ...process.env,
+    NOTIFY_LISTEN: `127.0.0.1:${port}`,
+    NOTIFY_JWT_SECRET: JWT_SECRET,
+    NOTIFY_PUBLISH_KEY: PUBLISH_KEY,
+    RUST_LOG: 'info',
+    ...env,
+  };
+  cleanEnv(fullEnv, env);
+  const proc = spawn(serverBinary(), [], { env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  let stderr = '';
+  proc.stdout.on('data', (c) => { output += c; });
+  proc.stderr.on('data', (c) => { output += c; stderr += c; });
+  const exit = new Promise((r) => proc.on('exit', (code, signal) => r({ code, signal })));
+  const res = await Promise.race([exit, sleep(timeoutMs).then(() => null)]);
+  if (!res) {
+    proc.kill('SIGKILL');
+    await exit;
+    return { timedOut: true, output, stderr };
+  }
+  return { ...res, output, stderr };
+}
+
 /**
  * Start a server. `env` adds or overrides variables (e.g. NOTIFY_SESSION_QUEUE).
  * Returns { base, wsUrl, port, proc, logs(), stop() }.
@@ -51,10 +89,7 @@ export async function startServer({ name = 'server', env = {}, readyTimeoutMs = 
     RUST_LOG: process.env.NOTIFY_E2E_RUST_LOG || 'info',
     ...env,
   };
-  // Never let an outer Kafka / Mongo configuration leak into the e2e server.
-  for (const k of ['NOTIFY_KAFKA_BROKERS', 'NOTIFY_MONGO_URI', 'NOTIFY_RULES', 'NOTIFY_ALLOWED_ORIGINS']) {
-    if (!(k in env)) delete fullEnv[k];
-  }
+  cleanEnv(fullEnv, env);
   const artifacts = join(E2E_DIR, 'artifacts');
   mkdirSync(artifacts, { recursive: true });
   const logPath = join(artifacts, `${name}-${port}.log`);
