@@ -63,7 +63,8 @@ export function mintToken(sub, { groups = [], ttlSec = 3600, secret = SECRET } =
  * NOTIFY_E2E_SERVER=mock for the node stand-in), on a fixed port so it can be restarted.
  */
 export class NotifyServer {
-  constructor({ port, allowedOrigins = '', name = 'server' }) {
+  constructor({ port, allowedOrigins = '', name = 'server', demo = false }) {
+    this.demo = demo
     this.port = port
     this.url = `http://127.0.0.1:${port}`
     this.allowedOrigins = allowedOrigins
@@ -93,9 +94,21 @@ export class NotifyServer {
       NOTIFY_PUBLISH_KEY: PUBLISH_KEY,
       RUST_LOG: process.env.RUST_LOG ?? 'info',
     }
+    if (this.demo) {
+      // demo mode: no secret and no key configured; the server serves /demo
+      delete env.NOTIFY_JWT_SECRET
+      delete env.NOTIFY_PUBLISH_KEY
+      delete env.NOTIFY_JWT_PUBLIC_KEY_FILE
+    }
     if (this.allowedOrigins) env.NOTIFY_ALLOWED_ORIGINS = this.allowedOrigins
     delete env.NOTIFY_KAFKA_BROKERS
     delete env.NOTIFY_MONGO_URI
+    // Optional persistent store (e.g. FerretDB from scripts/ferretdb.sh): then a restart keeps
+    // the inbox and the widget's `since` resume is served from the store.
+    if (process.env.NOTIFY_E2E_MONGO_URI) {
+      env.NOTIFY_MONGO_URI = process.env.NOTIFY_E2E_MONGO_URI
+      env.NOTIFY_MONGO_DB = `e2e_widget_${this.port}`
+    }
     const proc = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] })
     proc.stdout.pipe(log)
     proc.stderr.pipe(log)
