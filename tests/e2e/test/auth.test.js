@@ -7,6 +7,7 @@ import { StompSession, openStomp, parseHeartBeat, negotiate } from '../lib/stomp
 import { RawStomp, openRaw } from '../lib/raw.js';
 import { assertErrorThenClose, assertPersonalDelivery } from '../lib/expect.js';
 import { uid, sleep } from '../lib/util.js';
+import { event, publish } from '../lib/http.js';
 
 let server;
 const open = [];
@@ -160,6 +161,24 @@ for (const [what, opts] of refusals) {
     }
   });
 }
+
+test('a token that expires during the session ends the session with an ERROR (exp enforced)', { timeout: 20_000 }, async () => {
+  const user = uid('short');
+  const exp = Math.floor(Date.now() / 1000) + 2;
+  const c = await openRaw(server, { token: token(user, [], { exp }) });
+  try {
+    await c.subscribe('/user/queue/notifications', 's');
+    await sleep(3500);
+    // traffic for the session after expiry must not be delivered
+    await publish(server, event(uid('late'), { users: [user] }));
+    const closed = await c.waitClosed(8000);
+    assert.ok(closed, 'session with an expired token still open');
+    assert.ok(c.frames.items.some((f) => f.command === 'ERROR'), 'an ERROR frame before the close');
+    assert.equal(c.messages().length, 0, 'nothing delivered after expiry');
+  } finally {
+    c.close();
+  }
+});
 
 test('frames before CONNECT are refused: SUBSCRIBE without a session gets ERROR and close', async () => {
   const c = new RawStomp(server, { via: 'none' });

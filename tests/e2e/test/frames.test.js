@@ -201,6 +201,27 @@ test('DISCONNECT with receipt gets RECEIPT, then the server closes', async () =>
   assert.ok(Date.now() - t0 < 5000);
 });
 
+test('a client flooding frames does not stall other sessions', { timeout: 60_000 }, async () => {
+  const c = await openRaw(server, { token: token(uid('flood')) });
+  try {
+    const t0 = Date.now();
+    for (let i = 0; i < 3000; i++) {
+      c.sendRaw(`\n${encodeFrame('SUBSCRIBE', { destination: '/topic/notifications', id: `f${i}`, receipt: `rs${i}` })}`);
+      c.sendRaw(encodeFrame('UNSUBSCRIBE', { id: `f${i}`, receipt: `ru${i}` }));
+    }
+    const probe = Date.now();
+    await assertPersonalDelivery(server, bystanderQueue, bystanderUser);
+    const latency = Date.now() - probe;
+    assert.ok(latency < 3000, `a push to another session took ${latency} ms during the flood`);
+    // the flooder either got all its receipts or was closed (e.g. as a slow consumer); both are fine
+    await c.frames.waitFor((fs) => fs.some((f) => f.headers['receipt-id'] === 'ru2999') || c.closeEvent, 20_000).catch(() => {});
+    assert.ok(Date.now() - t0 < 40_000);
+  } finally {
+    c.close();
+  }
+  await assertOthersServed();
+});
+
 test('the server still serves after all of the above', async () => {
   await assertOthersServed();
   assert.equal(server.exited(), null, 'server process must still run');
