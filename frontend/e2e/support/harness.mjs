@@ -182,12 +182,23 @@ const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '
  */
 export async function startStaticServer() {
   const port = await freePort()
+  const tokenRequests = []
   const routes = {
     '/notify-bell.js': join(REPO, 'examples/assets/notify-bell.js'),
     '/vue.js': join(FRONTEND, 'node_modules/vue/dist/vue.esm-browser.prod.js'),
   }
   const server = createServer((req, res) => {
     const url = new URL(req.url, 'http://x')
+    if (url.pathname === '/token') {
+      // the host application's token endpoint: ?user=&ttl=<s>&bad=1 (signed with a wrong secret)
+      tokenRequests.push(Object.fromEntries(url.searchParams))
+      const token = mintToken(url.searchParams.get('user') ?? 'anon', {
+        ttlSec: Number(url.searchParams.get('ttl') ?? 3600),
+        secret: url.searchParams.get('bad') ? 'wrong-secret' : SECRET,
+      })
+      res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'no-store' })
+      return res.end(token)
+    }
     let file = routes[url.pathname]
     if (!file && url.pathname.startsWith('/es/')) file = join(FRONTEND, 'dist/es', url.pathname.slice(4))
     if (!file && url.pathname.startsWith('/stompjs/')) file = join(FRONTEND, 'node_modules/@stomp/stompjs/esm6', url.pathname.slice(9))
@@ -209,6 +220,7 @@ export async function startStaticServer() {
   await new Promise((r) => server.listen(port, '127.0.0.1', r))
   return {
     origin: `http://127.0.0.1:${port}`,
+    tokenRequests,
     close: () => new Promise((r) => server.close(r)),
   }
 }
