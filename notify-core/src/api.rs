@@ -55,6 +55,8 @@ pub const ROUTES: &[&str] = &[
     "/health/live",
     "/health/ready",
     "/metrics",
+    // Anything else under /api answers the contract's JSON 404 / 405.
+    "/api/{*rest}",
 ];
 
 fn json_response(status: StatusCode, value: &Value) -> Response<ApiBody> {

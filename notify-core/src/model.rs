@@ -445,11 +445,14 @@ pub struct Cursor {
 }
 
 impl Cursor {
-    /// The position just before everything at or after `time`.
-    pub fn at_time(time: DateTime<Utc>) -> Self {
+    /// The position after everything created at or before `time`, at the millisecond
+    /// precision `created_at` is shown with: `since=<a notification's created_at>` resumes
+    /// after that notification's millisecond.
+    pub fn after_time(time: DateTime<Utc>) -> Self {
         Cursor {
-            seq: time.timestamp_micros(),
-            id: String::new(),
+            seq: time.timestamp_millis() * 1000 + 999,
+            // Sorts after every id (ids are `[0-9a-z_]`).
+            id: "~".into(),
         }
     }
 
@@ -473,7 +476,7 @@ impl Cursor {
     /// Parses a cursor, or an RFC 3339 time (`since` accepts both).
     pub fn parse_or_time(s: &str, field: &str) -> Result<Self> {
         if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-            return Ok(Cursor::at_time(t.with_timezone(&Utc)));
+            return Ok(Cursor::after_time(t.with_timezone(&Utc)));
         }
         Cursor::parse(s, field).map_err(|_| Error::invalid(field, "not a cursor or RFC 3339 time"))
     }
@@ -710,8 +713,15 @@ mod tests {
         assert_eq!(Cursor::parse(&c.to_string(), "since").unwrap(), c);
         assert!(Cursor::parse("zz", "since").is_err());
         assert!(Cursor::parse("10-bad id", "since").is_err());
-        let t = Cursor::parse_or_time("2026-11-25T10:00:00Z", "since").unwrap();
-        assert_eq!(t.id, "");
+        let t = Cursor::parse_or_time("2026-11-25T10:00:00.123Z", "since").unwrap();
+        let at = Cursor {
+            seq: 1_795_600_800_123_456,
+            id: "n_x".into(),
+        };
+        assert!(
+            t > at,
+            "a time cursor is after everything in that millisecond"
+        );
     }
 
     #[test]

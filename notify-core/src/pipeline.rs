@@ -166,6 +166,39 @@ impl PipelineHandle {
     }
 }
 
+/// Event ids this process pushed recently, so a redelivered event is stored (idempotently)
+/// but not pushed a second time with a new cursor.
+struct RecentEvents {
+    ids: std::collections::HashSet<String>,
+    order: std::collections::VecDeque<String>,
+    capacity: usize,
+}
+
+impl RecentEvents {
+    fn new(capacity: usize) -> Self {
+        RecentEvents {
+            ids: std::collections::HashSet::with_capacity(capacity.min(4096)),
+            order: std::collections::VecDeque::new(),
+            capacity,
+        }
+    }
+
+    /// True the first time an id is seen (within the window).
+    fn first_time(&mut self, id: &str) -> bool {
+        if self.ids.contains(id) {
+            return false;
+        }
+        if self.order.len() == self.capacity {
+            if let Some(old) = self.order.pop_front() {
+                self.ids.remove(&old);
+            }
+        }
+        self.ids.insert(id.to_string());
+        self.order.push_back(id.to_string());
+        true
+    }
+}
+
 async fn intake(
     service: Arc<NotifyService>,
     push_live: bool,
@@ -174,6 +207,7 @@ async fn intake(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut backoff = Duration::from_millis(100);
+    let mut recent = RecentEvents::new(100_000);
     loop {
         let next = tokio::select! {
             _ = stop.wait_for(|s| *s) => break,
@@ -201,7 +235,7 @@ async fn intake(
                     .map(|n| Push::new(n, received_at))
                     .collect();
                 let mut reached = 0;
-                if push_live {
+                if push_live && recent.first_time(&event.id) {
                     service.pending.add(&pushes);
                     for p in &pushes {
                         reached += service.hub.deliver(p);

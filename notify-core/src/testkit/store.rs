@@ -189,12 +189,18 @@ pub async fn catch_up_oldest_first(store: Arc<dyn NotificationStore>) {
             .all(|w| w[0].notification.cursor() < w[1].notification.cursor()),
         "catch_up: ascending"
     );
-    let by_time = Cursor::at_time(Utc.timestamp_micros(BASE + 1000 + 440).single().unwrap());
-    let tail = store.catch_up(&reader, &by_time).await.unwrap();
-    assert_eq!(
-        tail.len(),
-        10,
-        "catch_up: a time cursor includes notifications at that time"
+    let before_all = Cursor::after_time(Utc.timestamp_millis_opt(BASE / 1000).single().unwrap());
+    let all = store.catch_up(&reader, &before_all).await.unwrap();
+    assert_eq!(all.len(), 450, "catch_up: a time cursor before them all");
+    let same_ms = Cursor::after_time(
+        Utc.timestamp_millis_opt((BASE + 1000) / 1000)
+            .single()
+            .unwrap(),
+    );
+    let none = store.catch_up(&reader, &same_ms).await.unwrap();
+    assert!(
+        none.is_empty(),
+        "catch_up: a time cursor excludes its own millisecond"
     );
 }
 

@@ -693,6 +693,18 @@ pub async fn rest_errors_name_the_field(addr: SocketAddr) {
         (r.status, r.json()["error"]["field"].clone()),
         (400, json!("before"))
     );
+    let r = http(
+        addr,
+        "GET",
+        "/api/nothing-here",
+        &[("Authorization", &t)],
+        b"",
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()["error"]["code"].clone()),
+        (404, json!("not_found"))
+    );
     let huge = vec![b' '; 1024 * 1024 + 10];
     let r = http(
         addr,
