@@ -91,6 +91,8 @@ describe('notify-bell custom element', () => {
         styleInDocument: [...document.querySelectorAll('style')].some((s) => s.textContent.includes('nb-bell')),
         label: el.shadowRoot.querySelector('.nb-bell').getAttribute('aria-label'),
         accent: getComputedStyle(el.shadowRoot.querySelector('.nb-root')).getPropertyValue('--_accent').trim(),
+        clientApi: typeof el.client?.markAllRead === 'function' && el.client.state.connection,
+        user: el.client?.user,
       }
     })
     assert.equal(facts.vueGlobal, 'undefined')
@@ -100,6 +102,8 @@ describe('notify-bell custom element', () => {
     assert.equal(facts.styleInDocument, false, 'no styles leak into the page')
     assert.equal(facts.label, 'Notifications')
     assert.equal(facts.accent, '#7c3aed', 'themed by a CSS custom property set on the host page')
+    assert.equal(facts.clientApi, 'live', 'element.client exposes the NotifyClient')
+    assert.equal(facts.user, 'plain-user')
     await screenshot(page, 'plain-empty')
     assert.deepEqual(problems, [])
     await context.close()
