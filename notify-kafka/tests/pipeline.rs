@@ -376,3 +376,106 @@ async fn events_from_kafkas_console_producer_reach_a_session() {
     assert_eq!(memory.len(), 2);
     running.shutdown().await;
 }
+
+/// A store that is down until `up` is set.
+struct Outage {
+    inner: Arc<MemoryStore>,
+    up: AtomicBool,
+    failed: std::sync::atomic::AtomicU32,
+}
+
+#[async_trait]
+impl NotificationStore for Outage {
+    async fn insert(&self, batch: &[Notification]) -> notify_core::Result<InsertOutcome> {
+        if !self.up.load(Ordering::SeqCst) {
+            self.failed.fetch_add(1, Ordering::SeqCst);
+            return Err(notify_core::Error::Unavailable {
+                component: "store",
+                message: "down for the test".into(),
+                source: None,
+            });
+        }
+        self.inner.insert(batch).await
+    }
+    async fn list(&self, r: &Reader, q: &ListQuery) -> notify_core::Result<Vec<InboxItem>> {
+        self.inner.list(r, q).await
+    }
+    async fn unread_count(&self, r: &Reader) -> notify_core::Result<u64> {
+        self.inner.unread_count(r).await
+    }
+    async fn mark_read(&self, r: &Reader, ids: &[String]) -> notify_core::Result<Vec<String>> {
+        self.inner.mark_read(r, ids).await
+    }
+    async fn mark_all_read(&self, r: &Reader) -> notify_core::Result<()> {
+        self.inner.mark_all_read(r).await
+    }
+    async fn purge(&self, before: DateTime<Utc>) -> notify_core::Result<u64> {
+        self.inner.purge(before).await
+    }
+    async fn ping(&self) -> notify_core::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_outage_pauses_commits_nothing_and_catches_up() {
+    let Some(b) = broker() else { return };
+    let cfg = config(&b, "outage");
+    create_topic(&b, &cfg.topic, 1).await;
+    let memory = Arc::new(MemoryStore::new());
+    let store = Arc::new(Outage {
+        inner: memory.clone(),
+        up: AtomicBool::new(false),
+        failed: Default::default(),
+    });
+    let svc = service(store.clone());
+    let mut alice = session(&svc, "alice", &[], 256);
+    let running = start(cfg.clone(), svc).await;
+    let p = raw_producer(&b);
+    for i in 0..50 {
+        produce(
+            &p,
+            &cfg.topic,
+            "alice",
+            event(&format!("evt-out-{i}"), "alice").as_bytes(),
+        )
+        .await;
+    }
+    // While the store is down: retries, no push (nothing is stored), nothing committed.
+    let deadline = std::time::Instant::now() + T;
+    while store.failed.load(Ordering::SeqCst) < 3 {
+        assert!(std::time::Instant::now() < deadline, "no store attempts");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_quiet(&mut alice, Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await; // > auto.commit.interval.ms
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &b)
+        .set("group.id", &cfg.group)
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(&cfg.topic, 0);
+    let got = c.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
+    assert!(
+        matches!(
+            got.elements()[0].offset(),
+            Offset::Invalid | Offset::Offset(0)
+        ),
+        "nothing committed during the outage: {:?}",
+        got.elements()[0].offset()
+    );
+
+    // The store comes back: the backlog is written, pushed in order and committed.
+    store.up.store(true, Ordering::SeqCst);
+    let pushes = recv_n(&mut alice, 50, T).await;
+    let ids: Vec<String> = pushes
+        .iter()
+        .map(|p| p.notification.event_id.clone())
+        .collect();
+    let expected: Vec<String> = (0..50).map(|i| format!("evt-out-{i}")).collect();
+    assert_eq!(ids, expected);
+    assert_eq!(memory.len(), 50);
+    running.shutdown().await;
+    assert_eq!(committed_offset(&b, &cfg.group, &cfg.topic, 0), 50);
+}
