@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use axum::Router;
 use clap::Parser;
+use futures::FutureExt;
 use notify_core::NotifyService;
 
 #[tokio::main]
@@ -80,22 +81,44 @@ async fn run(args: config::Args) -> notify_core::Result<()> {
     tracing::info!(
         %addr,
         store = backends.store_name,
+        http = ?config.http,
         events = backends.source_name,
         "notify server listening{}",
         if config.demo { format!("; demo at http://{addr}/demo") } else { String::new() }
     );
 
-    let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
+    // Listen for SIGTERM from the start (a spawned task is polled at once), then tell the
+    // HTTP server to stop accepting.
+    let (stopped_tx, stopped_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(
+        notify_axum::shutdown_on_signal(service.clone()).then(move |_| async move {
+            let _ = stopped_tx.send(true);
+        }),
+    );
     let shutdown = {
-        let service = service.clone();
+        let mut stopped = stopped_rx.clone();
         async move {
-            notify_axum::shutdown_on_signal(service).await;
-            let _ = stopped_tx.send(());
+            let _ = stopped.wait_for(|s| *s).await;
         }
     };
-    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown);
-    let server = tokio::spawn(async move { server.await });
-    let _ = stopped_rx.await;
+    let mut stopped_rx = stopped_rx;
+    let server = match config.http {
+        config::Http::Axum => {
+            let server = axum::serve(listener, app).with_graceful_shutdown(shutdown);
+            tokio::spawn(async move {
+                let _ = server.await;
+            })
+        }
+        config::Http::Warp => {
+            use warp::Filter;
+            let demo = config
+                .demo
+                .then(|| (config.demo_secret.clone(), config.demo_publish_key.clone()));
+            let app = notify_warp::routes(service.clone()).or(demo::warp_routes(demo));
+            tokio::spawn(warp::serve(app).incoming(listener).graceful(shutdown).run())
+        }
+    };
+    let _ = stopped_rx.wait_for(|s| *s).await;
     // Sessions got their reconnect hint; give connections a moment, then finish writes.
     if tokio::time::timeout(Duration::from_secs(4), server)
         .await

@@ -67,9 +67,19 @@ pub struct Args {
     /// CORS and WebSocket origin allow-list (comma-separated).
     #[arg(long, env = "NOTIFY_ALLOWED_ORIGINS")]
     allowed_origins: Option<String>,
+    /// HTTP framework: `axum` or `warp`.
+    #[arg(long, env = "NOTIFY_HTTP", default_value = "axum")]
+    http: String,
     /// Outgoing queue per session (frames); overflow closes it as a slow consumer.
     #[arg(long, env = "NOTIFY_SESSION_QUEUE", default_value = "256")]
     session_queue: String,
+}
+
+/// Which adapter serves HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Http {
+    Axum,
+    Warp,
 }
 
 /// The validated configuration.
@@ -77,6 +87,7 @@ pub struct Args {
 #[allow(dead_code)] // Kafka and Mongo fields are read once those backends are wired.
 pub struct Config {
     pub listen: SocketAddr,
+    pub http: Http,
     pub demo: bool,
     pub demo_secret: String,
     pub demo_publish_key: String,
@@ -184,8 +195,19 @@ impl Config {
             retention: parse_duration(&args.retention, "NOTIFY_RETENTION")?,
             ..ServiceConfig::default()
         };
+        let http = match args.http.trim() {
+            "axum" => Http::Axum,
+            "warp" => Http::Warp,
+            other => {
+                return Err(Error::config(
+                    "NOTIFY_HTTP",
+                    format!("must be axum or warp, got {other:?}"),
+                ))
+            }
+        };
         Ok(Config {
             listen,
+            http,
             demo,
             demo_secret: DEMO_SECRET.into(),
             demo_publish_key: DEMO_PUBLISH_KEY.into(),

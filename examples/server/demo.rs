@@ -29,9 +29,67 @@ pub fn widget_routes() -> Router {
 }
 
 #[derive(serde::Deserialize)]
-struct TokenQuery {
+pub struct TokenQuery {
     user: Option<String>,
     groups: Option<String>,
+}
+
+/// Mints a demo token: `{"token","user","groups","expires_in"}`.
+pub fn mint(secret: &str, q: TokenQuery) -> serde_json::Value {
+    let user = q
+        .user
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "alice".into());
+    let groups: Vec<String> = q
+        .groups
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|g| !g.is_empty())
+        .map(str::to_string)
+        .collect();
+    let token = notify_core::auth::sign_hs256(secret.as_bytes(), &user, &groups, 3600);
+    json!({"token": token, "user": user, "groups": groups, "expires_in": 3600})
+}
+
+/// The same routes as warp filters, for `NOTIFY_HTTP=warp`.
+pub fn warp_routes(
+    demo: Option<(String, String)>,
+) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
+    use warp::{Filter, Reply};
+    let widget = warp::path!("widget" / "notify-bell.js")
+        .and(warp::get())
+        .map(|| {
+            let r = warp::reply::with_header(
+                WIDGET_JS,
+                header::CONTENT_TYPE,
+                "text/javascript; charset=utf-8",
+            );
+            let r = warp::reply::with_header(r, header::CACHE_CONTROL, "public, max-age=300");
+            warp::reply::with_header(r, header::ACCESS_CONTROL_ALLOW_ORIGIN, "*").into_response()
+        });
+    let Some((secret, publish_key)) = demo else {
+        return widget.boxed();
+    };
+    let page = DEMO_HTML.replace("__PUBLISH_KEY__", &publish_key);
+    let root = warp::path::end()
+        .and(warp::get())
+        .map(|| warp::redirect::temporary(warp::http::Uri::from_static("/demo")).into_response());
+    let demo_page = warp::path!("demo")
+        .and(warp::get())
+        .map(move || warp::reply::html(page.clone()).into_response());
+    let token = warp::path!("demo" / "token")
+        .and(warp::get())
+        .and(warp::query::<TokenQuery>())
+        .map(move |q: TokenQuery| warp::reply::json(&mint(&secret, q)).into_response());
+    widget
+        .or(root)
+        .unify()
+        .or(demo_page)
+        .unify()
+        .or(token)
+        .unify()
+        .boxed()
 }
 
 /// `/demo` and `/demo/token?user=alice&groups=a,b` (demo mode only: it mints tokens).
@@ -46,23 +104,7 @@ pub fn demo_routes(secret: String, publish_key: String) -> Router {
         .route(
             "/demo/token",
             get(move |Query(q): Query<TokenQuery>| async move {
-                let user = q
-                    .user
-                    .filter(|u| !u.is_empty())
-                    .unwrap_or_else(|| "alice".into());
-                let groups: Vec<String> = q
-                    .groups
-                    .unwrap_or_default()
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|g| !g.is_empty())
-                    .map(str::to_string)
-                    .collect();
-                let token = notify_core::auth::sign_hs256(secret.as_bytes(), &user, &groups, 3600);
-                axum::Json(
-                    json!({"token": token, "user": user, "groups": groups, "expires_in": 3600}),
-                )
-                .into_response()
+                axum::Json(mint(&secret, q)).into_response()
             }),
         )
 }

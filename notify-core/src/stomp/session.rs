@@ -239,8 +239,8 @@ pub async fn run_session<I, O>(
     service.hub.unregister(id);
     metrics::gauge_sessions(service.hub.session_count());
     tracing::debug!(session = id, user = %session.reader.user, "STOMP session closed");
-    let write_timeout = service.config.write_timeout.min(Duration::from_secs(2));
-    finish(&mut session.out, close, write_timeout).await;
+    // A slow consumer's ERROR waits behind a full socket: give it the whole write timeout.
+    finish(&mut session.out, close, service.config.write_timeout).await;
 }
 
 /// Waits for the first real frame (skipping heart-beats).
