@@ -204,6 +204,23 @@ impl KafkaConfig {
         Ok(Some(config))
     }
 
+    /// Adds the `NOTIFY_KAFKA_*` passthrough settings of the process environment to a
+    /// configuration built otherwise (e.g. from command-line flags); errors name the variable.
+    pub fn with_env_passthrough(mut self) -> Result<Self> {
+        let vars = std::env::vars()
+            .filter(|(k, _)| {
+                k.starts_with(PREFIX)
+                    && !matches!(&k[PREFIX.len()..], "BROKERS" | "TOPIC" | "GROUP")
+            })
+            .chain([(ENV_BROKERS.to_string(), self.brokers.clone())]);
+        if let Some(env) = Self::from_vars(vars)? {
+            self.settings.extend(env.settings);
+            self.consumer_settings.extend(env.consumer_settings);
+            self.producer_settings.extend(env.producer_settings);
+        }
+        Ok(self)
+    }
+
     /// Checks names; errors name the variable.
     pub fn validate(&self) -> Result<()> {
         check_topic(ENV_TOPIC, &self.topic)?;

@@ -217,6 +217,7 @@ pub struct Kafka {
     producer: FutureProducer<TracingContext>,
     sink: Arc<KafkaSink>,
     source: Arc<KafkaSource>,
+    started: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Kafka {
@@ -251,6 +252,7 @@ impl Kafka {
             producer,
             sink,
             source,
+            started: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -271,14 +273,19 @@ impl Kafka {
     }
 
     /// Starts this instance's fan-out (pushes to `service`'s hub from now on) and the storing
-    /// pipeline (writes to `service`'s store, then to `<topic>.stored`).
-    pub async fn start(self, service: Arc<NotifyService>) -> Result<KafkaRunning> {
-        let Kafka {
-            config,
-            producer,
-            sink,
-            source,
-        } = self;
+    /// pipeline (writes to `service`'s store, then to `<topic>.stored`). Once per
+    /// [`Kafka`]; a second call is an error.
+    pub async fn start(&self, service: Arc<NotifyService>) -> Result<KafkaRunning> {
+        if self.started.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Err(Error::Internal {
+                message: "Kafka::start called twice".into(),
+                source: None,
+            });
+        }
+        let config = &self.config;
+        let producer = self.producer.clone();
+        let sink = self.sink.clone();
+        let source = self.source.clone();
         sink.set_rules(service.rules().clone());
         let store = Arc::new(PublishingStore::new(
             service.store().clone(),
@@ -292,7 +299,7 @@ impl Kafka {
             .rules(service.rules().clone())
             .config(service.config().clone())
             .build();
-        let fanout = fanout::Fanout::start(&config, service.hub().clone()).await?;
+        let fanout = fanout::Fanout::start(config, service.hub().clone()).await?;
         source.subscribe()?;
         let pipeline = Pipeline::new(storing, source.clone())
             .with_config(PipelineConfig {
