@@ -48,34 +48,11 @@ use axum::routing::{any, get};
 use axum::Router;
 use futures::{SinkExt, StreamExt};
 use notify_core::api::{self, ApiBody};
+pub use notify_core::stomp::WsBuffers;
 use notify_core::stomp::{self, Inbound, Outbound};
 use notify_core::{Error, NotifyService};
 
-/// WebSocket buffer sizes. tungstenite's defaults (128 KiB read buffer) would cost more
-/// than 130 KB per idle session; these keep an idle session to a few KiB.
-#[derive(Debug, Clone, Copy)]
-pub struct WsBuffers {
-    /// Initial read buffer (grows for large frames).
-    pub read: usize,
-    /// Bytes buffered before writing to the socket (0: write each message at once).
-    pub write: usize,
-    /// Most bytes buffered for a client that does not read; past this the session ends.
-    pub max_write: usize,
-    /// Largest message accepted (larger than a STOMP frame may be, so an oversized frame
-    /// gets a STOMP ERROR rather than a bare close).
-    pub max_message: usize,
-}
-
-impl Default for WsBuffers {
-    fn default() -> Self {
-        WsBuffers {
-            read: 4 * 1024,
-            write: 0,
-            max_write: 4 * 1024 * 1024,
-            max_message: 1024 * 1024,
-        }
-    }
-}
+pub use notify_core::service::shutdown_on_signal;
 
 /// All routes of the contract, with default WebSocket buffers.
 pub fn router(service: Arc<NotifyService>) -> Router {
@@ -169,29 +146,4 @@ async fn serve_socket(service: Arc<NotifyService>, handshake: stomp::Handshake, 
         }))
     });
     stomp::run_session(service, handshake, Box::pin(incoming), Box::pin(outgoing)).await;
-}
-
-/// Completes on SIGTERM or Ctrl-C, after telling the service to close its sessions with a
-/// reconnect hint. Pass it to `axum::serve(..).with_graceful_shutdown(..)`.
-pub async fn shutdown_on_signal(service: Arc<NotifyService>) {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    tracing::info!("shutdown requested: closing sessions");
-    service.shutdown();
 }

@@ -233,3 +233,29 @@ async fn within_2s(
         }),
     }
 }
+
+/// Completes on SIGTERM or Ctrl-C, after telling the service to close its sessions with a
+/// reconnect hint. Pass it to the HTTP server's graceful shutdown (`axum::serve(..)
+/// .with_graceful_shutdown(..)`, `warp::serve(..).graceful(..)`).
+pub async fn shutdown_on_signal(service: Arc<NotifyService>) {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested: closing sessions");
+    service.shutdown();
+}

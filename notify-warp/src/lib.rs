@@ -59,6 +59,9 @@ use hyper_util::rt::TokioIo;
 use notify_core::api::{self, ApiBody};
 use notify_core::stomp::{self, Inbound, Outbound};
 use notify_core::{Error, NotifyService};
+
+pub use notify_core::service::shutdown_on_signal;
+pub use notify_core::stomp::WsBuffers;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message};
@@ -67,42 +70,13 @@ use warp::filters::path::Peek;
 use warp::reply::Response as WarpResponse;
 use warp::{Filter, Rejection, Reply};
 
-/// WebSocket buffer sizes, as in `notify-axum`. tungstenite's defaults (128 KiB read buffer)
-/// would cost more than 130 KB per idle session; these keep an idle session to a few KiB.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WsBuffers {
-    /// Initial read buffer (grows for large frames).
-    pub read: usize,
-    /// Bytes buffered before writing to the socket (0: write each message at once).
-    pub write: usize,
-    /// Most bytes buffered for a client that does not read; past this the session ends.
-    /// Must be larger than `write`.
-    pub max_write: usize,
-    /// Largest message accepted (larger than a STOMP frame may be, so an oversized frame
-    /// gets a STOMP ERROR rather than a bare close).
-    pub max_message: usize,
-}
-
-impl Default for WsBuffers {
-    fn default() -> Self {
-        WsBuffers {
-            read: 4 * 1024,
-            write: 0,
-            max_write: 4 * 1024 * 1024,
-            max_message: 1024 * 1024,
-        }
-    }
-}
-
-impl WsBuffers {
-    fn config(self) -> WebSocketConfig {
-        WebSocketConfig::default()
-            .read_buffer_size(self.read)
-            .write_buffer_size(self.write)
-            .max_write_buffer_size(self.max_write)
-            .max_message_size(Some(self.max_message))
-            .max_frame_size(Some(self.max_message))
-    }
+fn ws_config(b: WsBuffers) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(b.read)
+        .write_buffer_size(b.write)
+        .max_write_buffer_size(b.max_write)
+        .max_message_size(Some(b.max_message))
+        .max_frame_size(Some(b.max_message))
 }
 
 /// All routes of the contract as one warp filter, with default WebSocket buffers.
@@ -424,7 +398,7 @@ fn ws_handler(
         h.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(p));
     }
 
-    let config = buffers.config();
+    let config = ws_config(buffers);
     tokio::spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
@@ -472,31 +446,6 @@ async fn serve_socket<S>(
     stomp::run_session(service, handshake, Box::pin(incoming), Box::pin(outgoing)).await;
 }
 
-/// Completes on SIGTERM or Ctrl-C, after telling the service to close its sessions with a
-/// reconnect hint. Pass it to `warp::serve(..).incoming(..).graceful(..)`.
-pub async fn shutdown_on_signal(service: Arc<NotifyService>) {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    tracing::info!("shutdown requested: closing sessions");
-    service.shutdown();
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -534,7 +483,7 @@ mod tests {
     fn default_buffers_are_valid_for_tungstenite() {
         let b = WsBuffers::default();
         assert!(b.max_write > b.write);
-        let c = b.config();
+        let c = ws_config(b);
         assert_eq!(c.read_buffer_size, 4096);
         assert_eq!(c.max_message_size, Some(1024 * 1024));
     }

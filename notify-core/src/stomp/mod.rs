@@ -6,6 +6,6 @@ mod session;
 
 pub use frame::{Frame, FrameError, MAX_FRAME_BYTES};
 pub use session::{
-    choose_subprotocol, handshake, run_session, Handshake, Inbound, Outbound, BROADCAST_TOPIC,
-    GROUP_TOPIC_PREFIX, SUBPROTOCOLS, USER_QUEUE,
+    choose_subprotocol, handshake, run_session, Handshake, Inbound, Outbound, WsBuffers,
+    BROADCAST_TOPIC, GROUP_TOPIC_PREFIX, SUBPROTOCOLS, USER_QUEUE,
 };

@@ -51,6 +51,33 @@ pub enum Outbound {
     },
 }
 
+/// WebSocket buffer sizes for the adapters. tungstenite's defaults (128 KiB read buffer)
+/// would cost more than 130 KB per idle session; these keep an idle session to a few KiB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WsBuffers {
+    /// Initial read buffer (grows for large frames).
+    pub read: usize,
+    /// Bytes buffered before writing to the socket (0: write each message at once).
+    pub write: usize,
+    /// Most bytes buffered for a client that does not read; past this the session ends.
+    /// Must be larger than `write`.
+    pub max_write: usize,
+    /// Largest message accepted (larger than a STOMP frame may be, so an oversized frame
+    /// gets a STOMP ERROR rather than a bare close).
+    pub max_message: usize,
+}
+
+impl Default for WsBuffers {
+    fn default() -> Self {
+        WsBuffers {
+            read: 4 * 1024,
+            write: 0,
+            max_write: 4 * 1024 * 1024,
+            max_message: 1024 * 1024,
+        }
+    }
+}
+
 /// What the adapter learned from the WebSocket handshake.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Handshake {
