@@ -63,7 +63,18 @@ pub fn router(service: Arc<NotifyService>) -> Router {
 pub fn router_with(service: Arc<NotifyService>, buffers: WsBuffers) -> Router {
     let mut router = Router::new().route(
         "/notify",
-        get(move |state, ws, headers, uri| ws_handler(state, ws, headers, uri, buffers)),
+        get(move |state, ws, headers, uri| ws_handler(state, ws, headers, uri, buffers))
+            .fallback(|| async {
+                let body = serde_json::json!({"error": {"code": "method_not_allowed", "message": "use GET"}});
+                (
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    [
+                        (http::header::CONTENT_TYPE, "application/json"),
+                        (http::header::ALLOW, "GET,HEAD"),
+                    ],
+                    body.to_string(),
+                )
+            }),
     );
     for path in api::ROUTES {
         router = router.route(path, any(api_handler));
