@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
+use notify_core::EventSource;
 use notify_core::MemoryStore;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
@@ -61,10 +62,16 @@ async fn broker_restart_mid_stream_loses_nothing() {
             .expect("enqueued");
         deliveries.push(f);
         if i == N / 3 {
+            let t0 = Instant::now();
+            let s = state.clone();
+            tokio::task::spawn_blocking(move || kafka_sh("kill", &s))
+                .await
+                .unwrap();
+            // /health/ready would report the source DOWN now.
+            let ping = running.source().ping().await;
+            assert!(ping.is_err(), "ping fails while the broker is down");
             let state = state.clone();
             outage = Some(tokio::task::spawn_blocking(move || {
-                let t0 = Instant::now();
-                kafka_sh("kill", &state);
                 std::thread::sleep(Duration::from_secs(2));
                 kafka_sh("restart", &state);
                 t0.elapsed()
@@ -94,6 +101,7 @@ async fn broker_restart_mid_stream_loses_nothing() {
         *seen.entry(p.notification.event_id.clone()).or_default() += 1;
     }
     let repeats: usize = seen.values().map(|n| n - 1).sum();
+    running.source().ping().await.expect("ping answers again");
     for i in 0..N {
         assert!(
             seen.contains_key(&format!("evt-restart-{i}")),

@@ -244,6 +244,24 @@ async fn one_users_events_arrive_in_order() {
     let expected: Vec<String> = (0..1000).map(|i| format!("evt-alice-{i}")).collect();
     assert_eq!(ids, expected, "alice's 1,000 events in order");
     assert_quiet(&mut alice, Duration::from_millis(300)).await;
+
+    // The lag gauge is exported for the input topic (librdkafka statistics, every second).
+    let wanted = format!(
+        "notify_kafka_consumer_lag{{topic=\"{}\",partition=\"",
+        cfg.topic
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = notify_core::metrics::render().expect("prometheus recorder installed");
+        if text.contains(&wanted) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {wanted} in /metrics:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     running.shutdown().await;
     assert_eq!(memory.len(), 1200);
 }
