@@ -57,7 +57,7 @@ async fn run(args: config::Args) -> notify_core::Result<()> {
     .rules(config.rules.clone())
     .config(config.service.clone())
     .build();
-    let running = backends.run(service.clone());
+    let running = backends.run(service.clone()).await?;
 
     let mut app = Router::new().merge(notify_axum::router(service.clone()));
     app = app.merge(demo::widget_routes());

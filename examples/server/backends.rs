@@ -9,8 +9,14 @@ use notify_core::{
     Error, EventSink, EventSource, MemorySource, MemoryStore, NotificationStore, NotifyService,
     Pipeline, PipelineHandle, Result,
 };
+use notify_kafka::{Kafka, KafkaConfig, KafkaRunning};
 
 use crate::config::Config;
+
+enum Events {
+    Memory(Arc<MemorySource>),
+    Kafka(Kafka),
+}
 
 /// The chosen backends, before the service exists.
 pub struct Backends {
@@ -19,6 +25,18 @@ pub struct Backends {
     pub source: Arc<dyn EventSource>,
     pub store_name: &'static str,
     pub source_name: &'static str,
+    events: Events,
+}
+
+/// What runs once the service exists.
+pub struct Running {
+    pipeline: Stage,
+    sweeper: tokio::task::JoinHandle<()>,
+}
+
+enum Stage {
+    Memory(PipelineHandle),
+    Kafka(KafkaRunning),
 }
 
 async fn connect_mongo(uri: &str, config: &Config) -> Result<notify_mongo::MongoStore> {
@@ -37,48 +55,87 @@ async fn connect_mongo(uri: &str, config: &Config) -> Result<notify_mongo::Mongo
         })
 }
 
-/// What runs once the service exists.
-pub struct Running {
-    pipeline: PipelineHandle,
-    sweeper: tokio::task::JoinHandle<()>,
+async fn connect_kafka(brokers: &str, config: &Config) -> Result<Kafka> {
+    let mut kafka = KafkaConfig::new(brokers)
+        .topic(config.kafka_topic.clone())
+        .group(config.kafka_group.clone());
+    if let Some(id) = &config.instance_id {
+        kafka = kafka.instance_id(id.clone());
+    }
+    let kafka = kafka.with_env_passthrough()?;
+    kafka.validate()?;
+    Kafka::connect(kafka).await.map_err(|e| match e {
+        Error::Unavailable { message, .. } => Error::config(
+            "NOTIFY_KAFKA_BROKERS",
+            format!("cannot reach Kafka: {message}"),
+        ),
+        other => other,
+    })
 }
 
 impl Backends {
     /// Connects the configured backends.
     pub async fn start(config: &Config) -> Result<Self> {
-        if config.args_kafka_brokers.is_some() {
-            return Err(Error::config(
-                "NOTIFY_KAFKA_BROKERS",
-                "Kafka support is not built into this server yet",
-            ));
-        }
         let (store, store_name): (Arc<dyn NotificationStore>, _) = match &config.mongo_uri {
             Some(uri) => (Arc::new(connect_mongo(uri, config).await?), "mongodb"),
             None => (Arc::new(MemoryStore::new()), "memory"),
         };
-        let (source, publisher) = MemorySource::new(4096);
-        Ok(Backends {
-            store,
-            sink: Arc::new(publisher),
-            source: Arc::new(source),
-            store_name,
-            source_name: "memory",
+        Ok(match &config.args_kafka_brokers {
+            Some(brokers) => {
+                let kafka = connect_kafka(brokers, config).await?;
+                Backends {
+                    store,
+                    sink: kafka.sink(),
+                    source: kafka.source(),
+                    store_name,
+                    source_name: "kafka",
+                    events: Events::Kafka(kafka),
+                }
+            }
+            None => {
+                let (source, publisher) = MemorySource::new(4096);
+                let source = Arc::new(source);
+                Backends {
+                    store,
+                    sink: Arc::new(publisher),
+                    source: source.clone(),
+                    store_name,
+                    source_name: "memory",
+                    events: Events::Memory(source),
+                }
+            }
         })
     }
 
-    /// Starts the pipeline and the retention sweeper.
-    pub fn run(&self, service: Arc<NotifyService>) -> Running {
-        Running {
-            pipeline: Pipeline::new(service.clone(), self.source.clone()).spawn(),
+    /// Starts the pipeline (for Kafka: the storing pipeline and this instance's fan-out)
+    /// and the retention sweeper.
+    pub async fn run(&self, service: Arc<NotifyService>) -> Result<Running> {
+        let pipeline = match &self.events {
+            Events::Memory(source) => {
+                Stage::Memory(Pipeline::new(service.clone(), source.clone()).spawn())
+            }
+            Events::Kafka(kafka) => Stage::Kafka(kafka.start(service.clone()).await?),
+        };
+        Ok(Running {
+            pipeline,
             sweeper: spawn_retention_sweeper(service, Duration::from_secs(3600)),
-        }
+        })
     }
 }
 
 impl Running {
-    /// Drains the pipeline (stores and acknowledges what it took).
+    /// Drains the pipeline: stores and acknowledges (commits) what it took.
     pub async fn shutdown(self, deadline: Duration) {
         self.sweeper.abort();
-        self.pipeline.shutdown(deadline).await;
+        match self.pipeline {
+            Stage::Memory(p) => p.shutdown(deadline).await,
+            Stage::Kafka(k) => {
+                if tokio::time::timeout(deadline, k.shutdown()).await.is_err() {
+                    tracing::warn!(
+                        "kafka did not drain in time; uncommitted events will be redelivered"
+                    );
+                }
+            }
+        }
     }
 }

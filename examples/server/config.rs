@@ -84,7 +84,6 @@ pub enum Http {
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
-#[allow(dead_code)] // Kafka and Mongo fields are read once those backends are wired.
 pub struct Config {
     pub listen: SocketAddr,
     pub http: Http,

@@ -237,25 +237,42 @@ async fn within_2s(
 /// Completes on SIGTERM or Ctrl-C, after telling the service to close its sessions with a
 /// reconnect hint. Pass it to the HTTP server's graceful shutdown (`axum::serve(..)
 /// .with_graceful_shutdown(..)`, `warp::serve(..).graceful(..)`).
-pub async fn shutdown_on_signal(service: Arc<NotifyService>) {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+///
+/// The signal handlers are installed when this is called (inside a Tokio runtime), not when
+/// the future is first polled, so a SIGTERM right after start-up is never missed.
+pub fn shutdown_on_signal(
+    service: Arc<NotifyService>,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let signals = {
+        use tokio::signal::unix::{signal, SignalKind};
+        (
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::interrupt()).ok(),
+        )
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+    async move {
+        #[cfg(unix)]
+        {
+            let (mut term, mut int) = signals;
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = wait(term.take()) => {},
+                _ = wait(int.take()) => {},
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("shutdown requested: closing sessions");
+        service.shutdown();
     }
-    tracing::info!("shutdown requested: closing sessions");
-    service.shutdown();
 }
