@@ -263,7 +263,7 @@ impl Fanout {
         let _ = self.task.await;
         let consumer = self.consumer;
         let closing = tokio::task::spawn_blocking(move || drop(consumer));
-        let _ = tokio::time::timeout(Duration::from_secs(10), closing).await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), closing).await;
     }
 }
 

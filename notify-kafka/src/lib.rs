@@ -352,13 +352,14 @@ impl KafkaRunning {
         self.source.wait_assigned(timeout).await
     }
 
-    /// Stops taking events, stores and acknowledges what was taken (at most the configured
-    /// drain time), commits, leaves both groups and flushes the producer.
+    /// Stops taking events, stores and acknowledges what was taken (at most
+    /// [`KafkaConfig::drain_timeout`]), commits, leaves both groups (at most 3 s and 2 s) and
+    /// flushes the producer (at most 1 s).
     pub async fn shutdown(self) {
         self.pipeline.shutdown(self.drain).await;
         self.source.close().await;
         self.fanout.shutdown().await;
-        flush(&self.producer, Duration::from_secs(2)).await;
+        flush(&self.producer, Duration::from_secs(1)).await;
         tracing::info!("kafka stopped");
     }
 }

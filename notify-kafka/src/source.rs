@@ -305,11 +305,11 @@ impl KafkaSource {
                 }
                 drop(c);
             });
-            if tokio::time::timeout(Duration::from_secs(10), done)
+            if tokio::time::timeout(Duration::from_secs(3), done)
                 .await
                 .is_err()
             {
-                tracing::warn!("kafka consumer did not close within 10 s");
+                tracing::warn!("kafka consumer did not close within 3 s");
             }
         }
     }
