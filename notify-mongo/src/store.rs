@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use futures::TryStreamExt;
+use futures::future::{BoxFuture, FutureExt};
+use futures::{StreamExt, TryStreamExt};
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::error::ErrorKind;
 use mongodb::options::{ClientOptions, IndexOptions};
@@ -51,6 +52,12 @@ pub struct MongoOptions {
     pub retention: Option<Duration>,
     /// Application name reported to the server (`appName` in the URI wins). Default `notify`.
     pub app_name: String,
+    /// Batches larger than this are split into `insert_many` calls of this many documents.
+    /// Default 250.
+    pub insert_chunk: usize,
+    /// How many of those chunks one `insert` writes at once (each takes a pooled
+    /// connection). Default 4.
+    pub insert_concurrency: usize,
 }
 
 impl Default for MongoOptions {
@@ -62,6 +69,8 @@ impl Default for MongoOptions {
             operation_timeout: Duration::from_secs(15),
             retention: Some(Duration::from_secs(30 * 24 * 3600)),
             app_name: "notify".into(),
+            insert_chunk: 250,
+            insert_concurrency: 4,
         }
     }
 }
@@ -77,6 +86,8 @@ pub struct MongoStore {
     reads: Collection<Document>,
     marks: Collection<Document>,
     op_timeout: Duration,
+    insert_chunk: usize,
+    insert_concurrency: usize,
 }
 
 impl MongoStore {
@@ -117,6 +128,8 @@ impl MongoStore {
             client,
             db,
             op_timeout: options.operation_timeout,
+            insert_chunk: options.insert_chunk.max(1),
+            insert_concurrency: options.insert_concurrency.max(1),
         };
         store
             .timed("create indexes", store.create_indexes(options.retention))
@@ -400,7 +413,32 @@ impl MongoStore {
             .iter()
             .map(codec::to_document)
             .collect::<Result<Vec<_>>>()?;
-        match self.notifications.insert_many(&docs).ordered(false).await {
+        if docs.len() <= self.insert_chunk {
+            return self.insert_docs(&docs).await;
+        }
+        // Large batches: unordered chunks written concurrently (bounded), so one caller uses
+        // several pooled connections. Every chunk runs to its end before the first error is
+        // returned; a retry then counts what did land as duplicates.
+        let writes: Vec<BoxFuture<'_, Result<InsertOutcome>>> = docs
+            .chunks(self.insert_chunk)
+            .map(|chunk| self.insert_docs(chunk).boxed())
+            .collect();
+        let results: Vec<Result<InsertOutcome>> = futures::stream::iter(writes)
+            .buffer_unordered(self.insert_concurrency)
+            .collect()
+            .await;
+        let mut out = InsertOutcome::default();
+        for r in results {
+            let r = r?;
+            out.inserted += r.inserted;
+            out.duplicates += r.duplicates;
+        }
+        Ok(out)
+    }
+
+    /// One unordered `insert_many`; duplicate-key write errors count as duplicates.
+    async fn insert_docs(&self, docs: &[Document]) -> Result<InsertOutcome> {
+        match self.notifications.insert_many(docs).ordered(false).await {
             Ok(r) => Ok(InsertOutcome {
                 inserted: r.inserted_ids.len(),
                 duplicates: docs.len() - r.inserted_ids.len(),
