@@ -192,6 +192,16 @@ impl Config {
             allowed_origins,
             session_queue,
             retention: parse_duration(&args.retention, "NOTIFY_RETENTION")?,
+            // Several instances stamp cursors from their own clocks: replay a margin on resume.
+            resume_overlap: if args
+                .kafka_brokers
+                .as_deref()
+                .is_some_and(|b| !b.trim().is_empty())
+            {
+                Duration::from_secs(2)
+            } else {
+                Duration::ZERO
+            },
             ..ServiceConfig::default()
         };
         let http = match args.http.trim() {

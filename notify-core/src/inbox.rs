@@ -197,7 +197,16 @@ pub async fn resume_backlog(
     // Snapshot the unstored pushes first: whatever leaves this set before the store read
     // below is in the store by then.
     let pending = service.pending.visible_to(reader);
-    let stored = service.store.catch_up(reader, since).await?;
+    let overlap = service.config.resume_overlap.as_micros() as i64;
+    let from = if overlap > 0 {
+        Cursor {
+            seq: since.seq.saturating_sub(overlap),
+            id: String::new(),
+        }
+    } else {
+        since.clone()
+    };
+    let stored = service.store.catch_up(reader, &from).await?;
     let mut seen: HashSet<String> = HashSet::with_capacity(stored.len());
     let mut out: Vec<ResumeItem> = Vec::with_capacity(stored.len() + pending.len());
     for item in stored {

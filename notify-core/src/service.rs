@@ -36,6 +36,10 @@ pub struct ServiceConfig {
     pub sse_keepalive: Duration,
     /// Notifications older than this are purged.
     pub retention: Duration,
+    /// A resuming client (`since`) also gets what was stored this long before its cursor.
+    /// Zero for one instance; a cluster whose writers stamp cursors from their own clocks
+    /// sets a margin above their clock skew, so nothing is missed (clients de-duplicate).
+    pub resume_overlap: Duration,
 }
 
 impl Default for ServiceConfig {
@@ -51,6 +55,7 @@ impl Default for ServiceConfig {
             write_timeout: Duration::from_secs(10),
             sse_keepalive: Duration::from_secs(15),
             retention: Duration::from_secs(30 * 24 * 3600),
+            resume_overlap: Duration::ZERO,
         }
     }
 }
