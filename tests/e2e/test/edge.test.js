@@ -10,9 +10,6 @@ import { openSse } from '../lib/sse.js';
 import { api, event, publish, inbox, unreadCount, errorBody } from '../lib/http.js';
 import { uid, sleep, dedupe } from '../lib/util.js';
 
-/** Marks tests for deviations reported to the lead; drop the marker once the server is fixed. */
-const KNOWN_DEVIATION = 'known server deviation from CONTRACT.md, reported';
-
 let server;
 const open = [];
 before(async () => {
@@ -29,9 +26,9 @@ async function session(user, groups = []) {
   return s;
 }
 
-// Known deviation (see the e2e report): a duplicate event is pushed again live with the
-// duplicate's content and a new cursor / created_at that the store does not have.
-test('a duplicate event pushed to a live session repeats the stored notification exactly (same id, content, cursor)', { todo: KNOWN_DEVIATION }, async (t) => {
+// Regression: a duplicate event was once pushed again live with the duplicate's content and a
+// cursor / created_at that the store does not have.
+test('a duplicate event pushed to a live session repeats the stored notification exactly (same id, content, cursor)', async (t) => {
   const user = uid('dup');
   const s = await session(user);
   const q = await s.subscribe('/user/queue/notifications');
@@ -195,8 +192,8 @@ test('a broadcast read by one user stays unread for another', async () => {
   assert.equal((await inbox(server, b, 'limit=200')).items.find((x) => x.id === n.id).read, false);
 });
 
-// Known deviation: created_at is truncated to milliseconds but the time filter compares finer times.
-test('since=<created_at of a notification> excludes that notification ("after the point")', { todo: KNOWN_DEVIATION }, async () => {
+// Regression: created_at is in milliseconds while the store keeps finer times.
+test('since=<created_at of a notification> excludes that notification ("after the point")', async () => {
   const user = uid('tb');
   const tok = token(user);
   const prefix = uid('tb');
@@ -226,8 +223,7 @@ test('boundaries: an id of 128 chars and an event just under 64 KiB are accepted
   assert.ok(all.items.some((x) => x.event_id === big));
 });
 
-// Known deviation: unknown paths answer 404 with an empty body.
-test('unknown paths answer 404 with the JSON error shape', { todo: KNOWN_DEVIATION }, async () => {
+test('unknown paths answer 404 with the JSON error shape', async () => {
   const r = await api(server, '/api/nothing-here', { token: token(uid('x')) });
   assert.equal(r.status, 404);
   errorBody(r);
