@@ -56,7 +56,12 @@ async function badge(page) {
 }
 
 async function waitBadge(page, expected, what = 'badge') {
-  await until(`${what} = "${expected}"`, async () => (await badge(page)) === expected)
+  let seen
+  try {
+    await until(`${what} = "${expected}"`, async () => (seen = await badge(page)) === expected)
+  } catch (e) {
+    throw new Error(`${e.message}; badge shows "${seen}"`)
+  }
 }
 
 async function openPanel(page) {
@@ -300,7 +305,16 @@ describe('reconnect', () => {
     assert.deepEqual([...titles].sort(), [...accepted].sort(), 'every accepted notification exactly once')
     // The badge agrees with the server (an in-memory store forgets the pre-restart ones).
     const serverUnread = await server.unreadCount(token)
-    await waitBadge(page, serverUnread > 99 ? '99+' : serverUnread ? String(serverUnread) : '', 'badge = server count')
+    try {
+      await waitBadge(page, serverUnread > 99 ? '99+' : serverUnread ? String(serverUnread) : '', 'badge = server count')
+    } catch (e) {
+      const st = await page.evaluate(() => {
+        const s = document.querySelector('notify-bell').client.state
+        return { unread: s.unreadCount, items: s.items.map((n) => `${n.title}:${n.read ? 'r' : 'u'}:${n.created_at}`) }
+      })
+      const srv = await server.api('/api/notifications?limit=200', token)
+      throw new Error(`${e.message}\nwidget: ${JSON.stringify(st)}\nserver: ${JSON.stringify({ unread: srv.unread_count, items: srv.items.map((n) => `${n.title}:${n.read ? 'r' : 'u'}:${n.created_at}:${n.cursor}`) })}`)
+    }
     await screenshot(page, 'carol-after-restart')
     await context.close()
   })

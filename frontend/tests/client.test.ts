@@ -136,6 +136,36 @@ describe('createNotifyClient', () => {
     expect(be.unread()).toBe(6)
   })
 
+  it('after a restart with an empty store: nothing lost (page catches what since skips), count = server', async () => {
+    const be = new FakeBackend()
+    const c = make(be)
+    await c.start()
+    await tick()
+    be.publish({ id: 'old-1' })
+    be.publish({ id: 'old-2' })
+    be.publish({ id: 'old-3' })
+    expect(c.state.unreadCount).toBe(3)
+    be.down = true
+    be.killAll()
+    // the new server forgot everything and its cursors start again from 1
+    be.items = []
+    be.seq = 0
+    await tick(1000)
+    be.down = false
+    be.store({ id: 'new-1' })
+    be.store({ id: 'new-2' })
+    await tick(2000)
+    await tick()
+    expect(c.state.connection).toBe('live')
+    expect(be.lastConn!.params.since).toBe('c000003') // the old cursor: skips new-1, new-2
+    await tick(100)
+    expect(c.state.items.map((n) => n.id).sort()).toEqual(['new-1', 'new-2', 'old-1', 'old-2', 'old-3'])
+    expect(c.state.unreadCount).toBe(2)
+    expect(be.unread()).toBe(2)
+    be.publish({ id: 'new-3' })
+    expect(c.state.unreadCount).toBe(3)
+  })
+
   it('a resumed stream that repeats already-seen notifications shows and counts them once', async () => {
     const be = new FakeBackend()
     const c = make(be)

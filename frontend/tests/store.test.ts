@@ -40,22 +40,37 @@ describe('NotificationStore', () => {
     expect(s.lastCursor).toBe('c000007')
   })
 
-  it('takes the count from a page but keeps newer live arrivals and local reads', () => {
+  it('takes the count from a page but keeps live arrivals after the request and local reads', () => {
     const s = new NotificationStore()
     s.applyFirstPage(page([notif(2), notif(1)], 5), true)
     expect(s.unreadCount).toBe(5)
-    // arrives live after the next page was computed
-    s.ingest(notif(3))
-    expect(s.unreadCount).toBe(6)
     s.markRead(['n1'])
+    expect(s.unreadCount).toBe(4)
+    const sent = s.mark() // the next page request goes out
+    s.ingest(notif(3)) // arrives live while the request is in flight
     expect(s.unreadCount).toBe(5)
-    // stale page: doesn't include n3, still shows n1 unread, server says 5
-    s.applyFirstPage(page([notif(2), notif(1)], 5), true)
-    expect(s.unreadCount).toBe(5) // 5 - n1 (read here) + n3 (newer) = 5
+    // that page was made before n3 was stored and before the read reached the server
+    s.applyFirstPage(page([notif(2), notif(1)], 5), true, sent)
+    expect(s.unreadCount).toBe(5) // 5 - n1 (read here) + n3 (arrived after the request) = 5
     expect(s.get('n1')?.read).toBe(true)
     // fresh page containing everything
-    s.applyFirstPage(page([notif(3), notif(2), { ...notif(1), read: true }], 5), true)
+    s.applyFirstPage(page([notif(3), notif(2), { ...notif(1), read: true }], 5), true, s.mark())
     expect(s.unreadCount).toBe(5)
+  })
+
+  it('does not count notifications the server no longer has (restarted with an empty store)', () => {
+    const s = new NotificationStore()
+    s.ingest(notif(1))
+    s.ingest(notif(2))
+    expect(s.unreadCount).toBe(2)
+    const sent = s.mark()
+    s.applyFirstPage(page([], 0), true, sent)
+    expect(s.unreadCount).toBe(0)
+    expect(s.size).toBe(2) // still listed
+    const sent2 = s.mark()
+    s.ingest(notif(3)) // new server, arrives during the next request
+    s.applyFirstPage(page([], 0), true, sent2)
+    expect(s.unreadCount).toBe(1)
   })
 
   it('does not count a notification twice when it comes from the page and the stream', () => {
@@ -64,7 +79,7 @@ describe('NotificationStore', () => {
     expect(s.ingest(notif(1))).toBe(false)
     expect(s.unreadCount).toBe(1)
     s.ingest(notif(2))
-    s.applyFirstPage(page([notif(2), notif(1)], 2), true)
+    s.applyFirstPage(page([notif(2), notif(1)], 2), true, 0)
     expect(s.unreadCount).toBe(2)
   })
 

@@ -216,9 +216,10 @@ class NotifyClientImpl implements NotifyClient {
         this.emitChange()
       }
       try {
+        const sentAt = this.store.mark()
         const page = await this.rest.page({ limit: this.pageSize })
         const trusted = seq === this.mutationSeq && this.inflightMutations === 0
-        this.store.applyFirstPage(page, trusted)
+        this.store.applyFirstPage(page, trusted, sentAt)
         if (!trusted) this.wantResyncAfterMutations()
         this.loaded = true
         this.error = null

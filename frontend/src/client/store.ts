@@ -25,6 +25,9 @@ export class NotificationStore {
   private readIds = new Set<string>()
   /** Everything created at or before this time was marked read by "mark all read". */
   private readAllCutoff: number | null = null
+  /** Local arrival order of each notification (see `mark` and `applyFirstPage`). */
+  private arrival = new Map<string, number>()
+  private arrivals = 0
 
   unreadCount = 0
   /** Last cursor seen on the live stream (or, before any, the newest cursor of the first page). */
@@ -56,6 +59,14 @@ export class NotificationStore {
     return this.readIds.has(n.id) || (this.readAllCutoff != null && timeOf(n) <= this.readAllCutoff)
   }
 
+  /**
+   * A mark in the local arrival order. Take it when a page request is sent and hand it to
+   * `applyFirstPage`: what arrived after it may be missing from that page.
+   */
+  mark(): number {
+    return this.arrivals
+  }
+
   /** Remember a cursor seen on the live stream (in stream order, so the last one is the newest). */
   noteCursor(cursor: string | null | undefined): void {
     if (cursor) this.lastCursor = cursor
@@ -77,6 +88,7 @@ export class NotificationStore {
     }
     const read = !!n.read || this.isLocallyRead(n)
     this.byId.set(n.id, { ...n, read })
+    this.arrival.set(n.id, ++this.arrivals)
     this.sortedCache = null
     if (!read) this.unreadCount++
     return true
@@ -86,20 +98,21 @@ export class NotificationStore {
    * Merges the newest page from REST. When `trustCount` is set (no local read change was in
    * flight while it was fetched), the unread count is taken from the server, corrected for
    * what this client knows better: notifications marked read here that the page still shows
-   * unread, and unread ones that arrived on the stream after the page was made.
+   * unread, and unread ones that arrived here after the request was sent (`sentAt`, from
+   * `mark()`) and are not in the page. An unread one that arrived before and is not in the
+   * page is either older than the page (the server's count has it) or gone from the server
+   * (e.g. a restarted server with a memory store): either way it is not added.
    */
-  applyFirstPage(page: NotificationPage, trustCount: boolean): void {
+  applyFirstPage(page: NotificationPage, trustCount: boolean, sentAt: number = this.arrivals): void {
     const pageIds = new Set(page.items.map((n) => n.id))
     if (trustCount) {
       let count = page.unread_count
-      let newest = -Infinity
       for (const item of page.items) {
-        newest = Math.max(newest, timeOf(item))
         if (!item.read && (this.isLocallyRead(item) || this.byId.get(item.id)?.read)) count--
       }
       for (const local of this.byId.values()) {
         if (local.read || pageIds.has(local.id)) continue
-        if (page.items.length === 0 || timeOf(local) >= newest) count++
+        if ((this.arrival.get(local.id) ?? 0) > sentAt) count++
       }
       this.unreadCount = Math.max(0, count)
     }
@@ -129,6 +142,7 @@ export class NotificationStore {
     const existing = this.byId.get(item.id)
     const read = !!item.read || !!existing?.read || this.isLocallyRead(item)
     this.byId.set(item.id, { ...(existing ?? {}), ...item, read })
+    if (!existing) this.arrival.set(item.id, ++this.arrivals)
   }
 
   /**
@@ -205,6 +219,7 @@ export class NotificationStore {
 
   clear(): void {
     this.byId.clear()
+    this.arrival.clear()
     this.sortedCache = null
     this.readIds.clear()
     this.readAllCutoff = null
