@@ -1,4 +1,7 @@
 //! The in-memory pipeline end to end, on a 2-worker tokio runtime:
+//! Every event has a new id (the pipeline pushes a redelivered id only once), so the
+//! in-memory store grows by one notification per iteration.
+//!
 //! - `to_queue`: an event published to the in-memory source → parsed, resolved, pushed by the
 //!   hub → taken from one session's queue (the store stage runs alongside);
 //! - `to_stomp_frames/N`: the same through real STOMP sessions (`run_session` with in-memory
@@ -23,6 +26,30 @@ use notify_core::{
 };
 
 const SECRET: &[u8] = b"bench-secret";
+
+/// The same event with a new id each time (`evt-bench` becomes `evt-bench-<n>`).
+struct EventIds {
+    head: String,
+    tail: String,
+    next: std::cell::Cell<u64>,
+}
+
+impl EventIds {
+    fn new(json: String) -> Self {
+        let at = json.find("evt-bench").expect("fixture id") + "evt-bench".len();
+        EventIds {
+            head: json[..at].to_string(),
+            tail: json[at..].to_string(),
+            next: std::cell::Cell::new(0),
+        }
+    }
+
+    fn next(&self) -> Bytes {
+        let n = self.next.get();
+        self.next.set(n + 1);
+        Bytes::from(format!("{}-{n}{}", self.head, self.tail))
+    }
+}
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -55,8 +82,8 @@ fn to_queue(c: &mut Criterion) {
     let (service, publisher, _pipeline) = service(&rt);
     let (tx, mut rx) = session_queue(256);
     service.hub().register(&Reader::new("alice", vec![]), tx);
-    // The same event id every time: the store keeps one copy, so memory stays flat.
-    let event = Bytes::from(fixtures::event_json("evt-bench", &["alice"], &[], false));
+    // A fresh event id every time: the pipeline pushes a redelivered id only once.
+    let events = EventIds::new(fixtures::event_json("evt-bench", &["alice"], &[], false));
     let mut g = c.benchmark_group("pipeline");
     g.throughput(Throughput::Elements(1));
     g.bench_function("to_queue", |b| {
@@ -64,7 +91,7 @@ fn to_queue(c: &mut Criterion) {
             rt.block_on(async {
                 let t = Instant::now();
                 for _ in 0..iters {
-                    publisher.send_raw(event.clone()).await.unwrap();
+                    publisher.send_raw(events.next()).await.unwrap();
                     rx.recv().await.unwrap();
                 }
                 t.elapsed()
@@ -131,14 +158,14 @@ fn to_stomp_frames(c: &mut Criterion) {
         let rt = runtime();
         let (service, publisher, _pipeline) = service(&rt);
         let (mut out_rx, _inbound) = sessions(&rt, &service, n);
-        let event = Bytes::from(fixtures::event_json("evt-bench", &[], &[], true));
+        let events = EventIds::new(fixtures::event_json("evt-bench", &[], &[], true));
         g.throughput(Throughput::Elements(n as u64));
         g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, &n| {
             b.iter_custom(|iters| {
                 rt.block_on(async {
                     let t = Instant::now();
                     for _ in 0..iters {
-                        publisher.send_raw(event.clone()).await.unwrap();
+                        publisher.send_raw(events.next()).await.unwrap();
                         for _ in 0..n {
                             match out_rx.next().await {
                                 Some(Outbound::Text(t)) => debug_assert!(t.starts_with("MESSAGE")),

@@ -175,6 +175,7 @@ pub mod scan {
     /// Finds the event id and `data.sent_at_us` in a MESSAGE frame; `None` for other frames
     /// or bodies without them.
     pub fn message(frame: &str) -> Option<Arrival<'_>> {
+        let frame = frame.trim_start_matches(['\n', '\r']);
         if !frame.starts_with("MESSAGE") {
             return None;
         }
@@ -271,6 +272,12 @@ mod tests {
         assert_eq!(scan::command(&text), "MESSAGE");
         assert_eq!(scan::header(&text, "subscription"), Some("sub-0"));
         assert_eq!(scan::message("RECEIPT\nreceipt-id:1\n\n\0"), None);
+        let two = format!("{text}\n{text}");
+        let frames: Vec<_> = two
+            .split_inclusive('\0')
+            .filter_map(scan::message)
+            .collect();
+        assert_eq!(frames, vec![a, a]);
     }
 
     #[test]

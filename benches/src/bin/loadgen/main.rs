@@ -287,22 +287,28 @@ async fn session(
             _ = stop.changed() => break,
             msg = ws.next() => match msg {
                 Some(Ok(Message::Text(t))) => {
-                    let text = t.as_str();
-                    if let Some(a) = scan::message(text) {
-                        let arrived = now_us();
-                        match a.event_id.strip_prefix(setup.prefix.as_str()).and_then(|s| s.parse::<u32>().ok()) {
-                            Some(seq) => {
-                                out.arrivals.push((seq, arrived.saturating_sub(a.sent_at_us).max(0) as u64));
-                                shared.delivered.fetch_add(1, Ordering::Relaxed);
-                                shared.last_arrival_us.fetch_max(arrived, Ordering::Relaxed);
+                    // One WebSocket message may carry several STOMP frames.
+                    let mut error = None;
+                    for text in t.as_str().split_inclusive('\0') {
+                        if let Some(a) = scan::message(text) {
+                            let arrived = now_us();
+                            match a.event_id.strip_prefix(setup.prefix.as_str()).and_then(|s| s.parse::<u32>().ok()) {
+                                Some(seq) => {
+                                    out.arrivals.push((seq, arrived.saturating_sub(a.sent_at_us).max(0) as u64));
+                                    shared.delivered.fetch_add(1, Ordering::Relaxed);
+                                    shared.last_arrival_us.fetch_max(arrived, Ordering::Relaxed);
+                                }
+                                None => out.foreign += 1,
                             }
-                            None => out.foreign += 1,
+                        } else if scan::command(text) == "ERROR" {
+                            error = Some(format!("ERROR frame: {}", scan::header(text, "message").unwrap_or("?")));
+                        } else if scan::command(text) == "MESSAGE" {
+                            out.foreign += 1;
                         }
-                    } else if scan::command(text) == "ERROR" {
-                        out.dropped = Some(format!("ERROR frame: {}", scan::header(text, "message").unwrap_or("?")));
+                    }
+                    if error.is_some() {
+                        out.dropped = error;
                         break;
-                    } else if scan::command(text) == "MESSAGE" {
-                        out.foreign += 1;
                     }
                 }
                 Some(Ok(Message::Close(c))) => {
@@ -718,9 +724,14 @@ async fn run(args: Args, nofile: u64) -> i32 {
         eprintln!("error: {e}");
         return 2;
     }
-    // Let a freshly started server settle before the baseline.
-    if child.is_some() {
+    // Let a freshly started server settle before the baseline; make sure it is the one
+    // answering (not another server already on that port).
+    if let Some(c) = child.as_mut() {
         tokio::time::sleep(Duration::from_millis(500)).await;
+        if let Ok(Some(status)) = c.try_wait() {
+            eprintln!("error: the spawned server exited ({status}); is {host} already taken?");
+            return 2;
+        }
     }
     let me = std::process::id();
     let cpu_me_start = procfs::cpu_seconds(me).unwrap_or(0.0);
