@@ -134,6 +134,13 @@ async fn raw_collection(store: &MongoStore, name: &str) -> Collection<Document> 
     c
 }
 
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 fn rate(n: usize, since: Instant) -> String {
     format!(
         "{:.0} notifications/s",
@@ -154,227 +161,239 @@ async fn main() {
         rows.push((a, b, c));
     };
 
+    // `BENCH_ONLY=writes` or `BENCH_ONLY=reads` runs one half.
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     // ---------------------------------------------------------------- writes
-    let store = MongoStore::connect_with(&uri, &format!("bench_w_{pid}"), MongoOptions::default())
-        .await
-        .expect("connect");
-    let raw = raw_collection(&store, "raw_notifications").await;
-    for (k, batch) in [256usize, 1000].into_iter().enumerate() {
-        let work = workload(&format!("w{k}"), WRITES, BASE + k as i64 * 100_000_000);
-        let t = Instant::now();
-        for chunk in work.chunks(batch) {
-            let o = store.insert(chunk).await.unwrap();
-            assert_eq!(o.inserted, chunk.len());
+    if only != "reads" {
+        let options = MongoOptions {
+            insert_chunk: env_or("BENCH_CHUNK", MongoOptions::default().insert_chunk),
+            ..MongoOptions::default()
+        };
+        let store = MongoStore::connect_with(&uri, &format!("bench_w_{pid}"), options)
+            .await
+            .expect("connect");
+        let raw = raw_collection(&store, "raw_notifications").await;
+        for (k, batch) in [256usize, 1000].into_iter().enumerate() {
+            let work = workload(&format!("w{k}"), WRITES, BASE + k as i64 * 100_000_000);
+            let t = Instant::now();
+            for chunk in work.chunks(batch) {
+                let o = store.insert(chunk).await.unwrap();
+                assert_eq!(o.inserted, chunk.len());
+            }
+            let ours = rate(WRITES, t);
+            let docs: Vec<Document> = workload(&format!("r{k}"), WRITES, BASE)
+                .iter()
+                .map(raw_doc)
+                .collect();
+            let t = Instant::now();
+            for chunk in docs.chunks(batch) {
+                raw.insert_many(chunk).ordered(false).await.unwrap();
+            }
+            let theirs = rate(WRITES, t);
+            row(
+                format!("write {WRITES}, `insert` batches of {batch}"),
+                ours,
+                format!("{theirs} (one `insert_many` per batch)"),
+            );
+            if batch == 1000 {
+                let docs: Vec<Document> =
+                    workload("rc", WRITES, BASE).iter().map(raw_doc).collect();
+                let t = Instant::now();
+                futures::stream::iter(docs.chunks(250))
+                    .for_each_concurrent(4, |chunk| {
+                        let raw = &raw;
+                        async move {
+                            raw.insert_many(chunk).ordered(false).await.unwrap();
+                        }
+                    })
+                    .await;
+                row(
+                    format!("write {WRITES}, raw: chunks of 250, 4 at a time"),
+                    "-".into(),
+                    rate(WRITES, t),
+                );
+                let t = Instant::now();
+                for chunk in work.chunks(batch) {
+                    let o = store.insert(chunk).await.unwrap();
+                    assert_eq!(o.duplicates, chunk.len());
+                }
+                let ours = rate(WRITES, t);
+                let t = Instant::now();
+                for chunk in docs.chunks(batch) {
+                    let _ = raw.insert_many(chunk).ordered(false).await;
+                }
+                row(
+                    format!("redeliver the same {WRITES} (all duplicates), batches of {batch}"),
+                    ours,
+                    rate(WRITES, t),
+                );
+            }
         }
-        let ours = rate(WRITES, t);
-        let docs: Vec<Document> = workload(&format!("r{k}"), WRITES, BASE)
+        let singles = workload("s", SINGLE_WRITES, BASE + 500_000_000);
+        let t = Instant::now();
+        for n in &singles {
+            store.insert(std::slice::from_ref(n)).await.unwrap();
+        }
+        let ours = rate(SINGLE_WRITES, t);
+        let docs: Vec<Document> = workload("rs", SINGLE_WRITES, BASE + 500_000_000)
             .iter()
             .map(raw_doc)
             .collect();
         let t = Instant::now();
-        for chunk in docs.chunks(batch) {
-            raw.insert_many(chunk).ordered(false).await.unwrap();
+        for d in &docs {
+            raw.insert_one(d).await.unwrap();
         }
-        let theirs = rate(WRITES, t);
         row(
-            format!("write {WRITES}, `insert` batches of {batch}"),
+            format!("write {SINGLE_WRITES}, one `insert` per notification"),
             ours,
-            format!("{theirs} (one `insert_many` per batch)"),
+            format!("{} (`insert_one`)", rate(SINGLE_WRITES, t)),
         );
-        if batch == 1000 {
-            let docs: Vec<Document> = workload("rc", WRITES, BASE).iter().map(raw_doc).collect();
-            let t = Instant::now();
-            futures::stream::iter(docs.chunks(250))
-                .for_each_concurrent(4, |chunk| {
-                    let raw = &raw;
-                    async move {
-                        raw.insert_many(chunk).ordered(false).await.unwrap();
-                    }
-                })
-                .await;
-            row(
-                format!("write {WRITES}, raw: chunks of 250, 4 at a time"),
-                "-".into(),
-                rate(WRITES, t),
-            );
-            let t = Instant::now();
-            for chunk in work.chunks(batch) {
-                let o = store.insert(chunk).await.unwrap();
-                assert_eq!(o.duplicates, chunk.len());
-            }
-            let ours = rate(WRITES, t);
-            let t = Instant::now();
-            for chunk in docs.chunks(batch) {
-                let _ = raw.insert_many(chunk).ordered(false).await;
-            }
-            row(
-                format!("redeliver the same {WRITES} (all duplicates), batches of {batch}"),
-                ours,
-                rate(WRITES, t),
-            );
-        }
+        store.database().drop().await.unwrap();
     }
-    let singles = workload("s", SINGLE_WRITES, BASE + 500_000_000);
-    let t = Instant::now();
-    for n in &singles {
-        store.insert(std::slice::from_ref(n)).await.unwrap();
-    }
-    let ours = rate(SINGLE_WRITES, t);
-    let docs: Vec<Document> = workload("rs", SINGLE_WRITES, BASE + 500_000_000)
-        .iter()
-        .map(raw_doc)
-        .collect();
-    let t = Instant::now();
-    for d in &docs {
-        raw.insert_one(d).await.unwrap();
-    }
-    row(
-        format!("write {SINGLE_WRITES}, one `insert` per notification"),
-        ours,
-        format!("{} (`insert_one`)", rate(SINGLE_WRITES, t)),
-    );
-    store.database().drop().await.unwrap();
 
     // ---------------------------------------------------------------- reads
-    // A user with 10,000 visible notifications (7,000 personal, 2,000 to a group, 1,000
-    // broadcasts) in a collection that also holds 10,000 for other users and groups.
-    let store = MongoStore::connect_with(&uri, &format!("bench_r_{pid}"), MongoOptions::default())
-        .await
-        .expect("connect");
-    let heavy = Reader::new("heavy", vec!["team".into(), "group-7".into()]);
-    let mut mine = Vec::new();
-    for i in 0..10_000i64 {
-        let audience = match i % 10 {
-            0 => Audience::Broadcast,
-            1 | 2 => Audience::Group("team".into()),
-            _ => Audience::User("heavy".into()),
+    if only != "writes" {
+        // A user with 10,000 visible notifications (7,000 personal, 2,000 to a group, 1,000
+        // broadcasts) in a collection that also holds 10,000 for other users and groups.
+        let store =
+            MongoStore::connect_with(&uri, &format!("bench_r_{pid}"), MongoOptions::default())
+                .await
+                .expect("connect");
+        let heavy = Reader::new("heavy", vec!["team".into(), "group-7".into()]);
+        let mut mine = Vec::new();
+        for i in 0..10_000i64 {
+            let audience = match i % 10 {
+                0 => Audience::Broadcast,
+                1 | 2 => Audience::Group("team".into()),
+                _ => Audience::User("heavy".into()),
+            };
+            mine.push(sample(&format!("h-{i}"), audience, BASE + i * 3));
+        }
+        let others: Vec<Notification> = workload("o", 10_000, BASE + 1)
+            .into_iter()
+            .filter(|n| match &n.audience {
+                Audience::Broadcast => false,
+                Audience::Group(g) => g != "group-7",
+                Audience::User(_) => true,
+            })
+            .collect();
+        // Read state: everything up to the 2,000th read by "mark all read" (the watermark),
+        // then 300 explicit reads above it.
+        for chunk in mine[..2_000].chunks(1000) {
+            store.insert(chunk).await.unwrap();
+        }
+        store.mark_all_read(&heavy).await.unwrap();
+        for chunk in mine[2_000..].chunks(1000).chain(others.chunks(1000)) {
+            store.insert(chunk).await.unwrap();
+        }
+        let explicit: Vec<String> = mine[3_000..3_300].iter().map(|n| n.id.clone()).collect();
+        store.mark_read(&heavy, &explicit).await.unwrap();
+        let total = store.unread_count(&heavy).await.unwrap();
+        assert_eq!(total, 8_000 - 300);
+        let deep: Vec<Cursor> = (0..SAMPLES)
+            .map(|i| mine[(i * 7919) % 9_000 + 500].cursor())
+            .collect();
+        let page = |before: Option<Cursor>, unread_only: bool| ListQuery {
+            page: Page::NewestBefore(before),
+            limit: 20,
+            unread_only,
         };
-        mine.push(sample(&format!("h-{i}"), audience, BASE + i * 3));
-    }
-    let others: Vec<Notification> = workload("o", 10_000, BASE + 1)
-        .into_iter()
-        .filter(|n| match &n.audience {
-            Audience::Broadcast => false,
-            Audience::Group(g) => g != "group-7",
-            Audience::User(_) => true,
-        })
-        .collect();
-    // Read state: everything up to the 2,000th read by "mark all read" (the watermark),
-    // then 300 explicit reads above it.
-    for chunk in mine[..2_000].chunks(1000) {
-        store.insert(chunk).await.unwrap();
-    }
-    store.mark_all_read(&heavy).await.unwrap();
-    for chunk in mine[2_000..].chunks(1000).chain(others.chunks(1000)) {
-        store.insert(chunk).await.unwrap();
-    }
-    let explicit: Vec<String> = mine[3_000..3_300].iter().map(|n| n.id.clone()).collect();
-    store.mark_read(&heavy, &explicit).await.unwrap();
-    let total = store.unread_count(&heavy).await.unwrap();
-    assert_eq!(total, 8_000 - 300);
-    let deep: Vec<Cursor> = (0..SAMPLES)
-        .map(|i| mine[(i * 7919) % 9_000 + 500].cursor())
-        .collect();
-    let page = |before: Option<Cursor>, unread_only: bool| ListQuery {
-        page: Page::NewestBefore(before),
-        limit: 20,
-        unread_only,
-    };
 
-    let ours = time_each(|_| {
-        let (store, heavy) = (&store, &heavy);
-        async move {
-            let items = store.list(heavy, &page(None, false)).await.unwrap();
-            assert_eq!(items.len(), 20);
-        }
-    })
-    .await;
-    let coll = store.database().collection::<Document>(NOTIFICATIONS);
-    let auds: Vec<Bson> = ["u:heavy", "g:team", "g:group-7", "b"]
-        .iter()
-        .map(|s| Bson::String(s.to_string()))
-        .collect();
-    let raw_page = |before: Option<&Cursor>| {
-        let coll = &coll;
-        let mut filter = doc! {"aud": {"$in": &auds}};
-        if let Some(c) = before {
-            filter.insert("pos", doc! {"$lt": raw_pos(c.seq, &c.id)});
-        }
-        async move {
-            let docs: Vec<Document> = coll
-                .find(filter)
-                .sort(doc! {"pos": -1})
-                .limit(20)
-                .await
-                .unwrap()
-                .try_collect()
-                .await
-                .unwrap();
-            assert_eq!(docs.len(), 20);
-        }
-    };
-    let theirs = time_each(|_| raw_page(None)).await;
-    row(
-        "inbox first page (20), user with 10,000".into(),
-        ours.to_string(),
-        theirs.to_string(),
-    );
-    let ours = time_each(|i| {
-        let (store, heavy) = (&store, &heavy);
-        let c = deep[i % deep.len()].clone();
-        async move {
-            let items = store.list(heavy, &page(Some(c), false)).await.unwrap();
-            assert_eq!(items.len(), 20);
-        }
-    })
-    .await;
-    let theirs = time_each(|i| raw_page(Some(&deep[i % deep.len()]))).await;
-    row(
-        "inbox deep page (20, cursor 500..9,500 deep)".into(),
-        ours.to_string(),
-        theirs.to_string(),
-    );
-    let ours = time_each(|i| {
-        let (store, heavy) = (&store, &heavy);
-        let c = deep[i % deep.len()].clone();
-        async move {
-            let items = store.list(heavy, &page(Some(c), true)).await.unwrap();
-            assert!(items.len() <= 20);
-        }
-    })
-    .await;
-    row(
-        "inbox deep page, `unread_only`".into(),
-        ours.to_string(),
-        "-".into(),
-    );
-    let ours = time_each(|_| {
-        let (store, heavy) = (&store, &heavy);
-        async move {
-            assert_eq!(store.unread_count(heavy).await.unwrap(), total);
-        }
-    })
-    .await;
-    let theirs = time_each(|_| {
-        let coll = &coll;
-        let filter = doc! {"aud": {"$in": &auds}};
-        async move {
-            assert_eq!(coll.count_documents(filter).await.unwrap(), 10_000);
-        }
-    })
-    .await;
-    row(
-        format!("unread count ({total} of 10,000 unread: watermark + 300 explicit reads)"),
-        ours.to_string(),
-        format!("{theirs} (one `count_documents`, no read state)"),
-    );
-    let ours = time_each(|_| {
-        let store = &store;
-        async move { store.ping().await.unwrap() }
-    })
-    .await;
-    row("`ping` round trip".into(), ours.to_string(), "-".into());
-    store.database().drop().await.unwrap();
+        let ours = time_each(|_| {
+            let (store, heavy) = (&store, &heavy);
+            async move {
+                let items = store.list(heavy, &page(None, false)).await.unwrap();
+                assert_eq!(items.len(), 20);
+            }
+        })
+        .await;
+        let coll = store.database().collection::<Document>(NOTIFICATIONS);
+        let auds: Vec<Bson> = ["u:heavy", "g:team", "g:group-7", "b"]
+            .iter()
+            .map(|s| Bson::String(s.to_string()))
+            .collect();
+        let raw_page = |before: Option<&Cursor>| {
+            let coll = &coll;
+            let mut filter = doc! {"aud": {"$in": &auds}};
+            if let Some(c) = before {
+                filter.insert("pos", doc! {"$lt": raw_pos(c.seq, &c.id)});
+            }
+            async move {
+                let docs: Vec<Document> = coll
+                    .find(filter)
+                    .sort(doc! {"pos": -1})
+                    .limit(20)
+                    .await
+                    .unwrap()
+                    .try_collect()
+                    .await
+                    .unwrap();
+                assert_eq!(docs.len(), 20);
+            }
+        };
+        let theirs = time_each(|_| raw_page(None)).await;
+        row(
+            "inbox first page (20), user with 10,000".into(),
+            ours.to_string(),
+            theirs.to_string(),
+        );
+        let ours = time_each(|i| {
+            let (store, heavy) = (&store, &heavy);
+            let c = deep[i % deep.len()].clone();
+            async move {
+                let items = store.list(heavy, &page(Some(c), false)).await.unwrap();
+                assert_eq!(items.len(), 20);
+            }
+        })
+        .await;
+        let theirs = time_each(|i| raw_page(Some(&deep[i % deep.len()]))).await;
+        row(
+            "inbox deep page (20, cursor 500..9,500 deep)".into(),
+            ours.to_string(),
+            theirs.to_string(),
+        );
+        let ours = time_each(|i| {
+            let (store, heavy) = (&store, &heavy);
+            let c = deep[i % deep.len()].clone();
+            async move {
+                let items = store.list(heavy, &page(Some(c), true)).await.unwrap();
+                assert!(items.len() <= 20);
+            }
+        })
+        .await;
+        row(
+            "inbox deep page, `unread_only`".into(),
+            ours.to_string(),
+            "-".into(),
+        );
+        let ours = time_each(|_| {
+            let (store, heavy) = (&store, &heavy);
+            async move {
+                assert_eq!(store.unread_count(heavy).await.unwrap(), total);
+            }
+        })
+        .await;
+        let theirs = time_each(|_| {
+            let coll = &coll;
+            let filter = doc! {"aud": {"$in": &auds}};
+            async move {
+                assert_eq!(coll.count_documents(filter).await.unwrap(), 10_000);
+            }
+        })
+        .await;
+        row(
+            format!("unread count ({total} of 10,000 unread: watermark + 300 explicit reads)"),
+            ours.to_string(),
+            format!("{theirs} (one `count_documents`, no read state)"),
+        );
+        let ours = time_each(|_| {
+            let store = &store;
+            async move { store.ping().await.unwrap() }
+        })
+        .await;
+        row("`ping` round trip".into(), ours.to_string(), "-".into());
+        store.database().drop().await.unwrap();
+    }
 
     println!("| measurement | MongoStore | raw driver, same work, same server |");
     println!("|---|---|---|");

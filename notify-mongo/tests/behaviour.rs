@@ -211,6 +211,9 @@ async fn deep_pages_use_cursors() {
         .collect();
     let out = store.insert(&batch).await.unwrap();
     assert_eq!(out.inserted, 3_000);
+    // Large batches are written as concurrent chunks; redelivery is still all duplicates.
+    let again = store.insert(&batch).await.unwrap();
+    assert_eq!((again.inserted, again.duplicates), (0, 3_000));
     let reader = Reader::new("deep", vec![]);
     let mut before = None;
     let mut seen = 0;
@@ -282,6 +285,7 @@ async fn sweeper_enforces_retention() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     sweeper.abort();
+    let _ = sweeper.await; // cancelled; nothing of it runs after this
     let items = store.list(&reader, &newest(10)).await.unwrap();
     assert_eq!(items.len(), 1);
     assert_eq!(items[0].notification.event_id, "fresh");
