@@ -15,9 +15,12 @@
 //!    and the server's resident memory and CPU time (`--server-pid`, or `--spawn-server`).
 //! 5. Prints a summary and writes `--json`.
 //!
-//! Kafka: events go over HTTP only. To drive the Kafka path, produce the same JSON (see
-//! `event_body`) to the server's input topic with any producer and run loadgen with
-//! `--rate 0` to receive; `--kafka-brokers` is the reserved hook and refuses to run for now.
+//! Kafka: events are always published over `POST /api/events`; a server in Kafka mode
+//! (`NOTIFY_KAFKA_BROKERS`) produces them to its input topic, consumes, stores and fans out,
+//! so the measured latency covers the whole Kafka path. `--kafka-brokers` starts the spawned
+//! server in that mode. Producing straight to the topic (without the HTTP hop) is not built
+//! in: any producer can send `event_body`'s JSON while loadgen holds the sessions
+//! (`--rate 0 --hold <s>`), since arrivals are measured from `data.sent_at_us`.
 
 mod http;
 
@@ -109,7 +112,8 @@ struct Args {
     /// File for the spawned server's output (default: discarded).
     #[arg(long)]
     server_log: Option<PathBuf>,
-    /// Reserved: publish through Kafka instead of HTTP (not built in yet; see the docs).
+    /// Kafka bootstrap servers: the spawned server runs in Kafka mode
+    /// (NOTIFY_KAFKA_BROKERS), so published events travel through Kafka.
     #[arg(long)]
     kafka_brokers: Option<String>,
     /// Write the results as JSON to this file.
@@ -494,6 +498,9 @@ struct Machine {
     cpu_model: String,
     mem_total_kib: u64,
     load_avg_at_start: String,
+    /// `/proc/pressure/cpu` "some" line at the start and at the end of the run.
+    cpu_pressure_at_start: String,
+    cpu_pressure_at_end: String,
     nofile_limit: u64,
 }
 
@@ -559,8 +566,19 @@ fn machine() -> Machine {
             .unwrap_or_default()
             .trim()
             .to_string(),
+        cpu_pressure_at_start: cpu_pressure(),
+        cpu_pressure_at_end: String::new(),
         nofile_limit: 0,
     }
+}
+
+fn cpu_pressure() -> String {
+    std::fs::read_to_string("/proc/pressure/cpu")
+        .unwrap_or_default()
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
 }
 
 fn top_reasons(reasons: impl Iterator<Item = String>) -> Vec<(String, usize)> {
@@ -605,9 +623,8 @@ fn main() {
             args.sessions
         );
     }
-    if args.kafka_brokers.is_some() {
-        eprintln!("error: --kafka-brokers: publishing through Kafka is not built into loadgen yet. Produce the events (see `event_body` in benches/src/bin/loadgen/main.rs: data.sent_at_us is the send time in Unix µs) to the server's topic with any Kafka producer, and run loadgen with --rate 0 --hold <s> to receive and measure.");
-        std::process::exit(2);
+    if args.kafka_brokers.is_some() && args.spawn_server.is_none() {
+        eprintln!("note: --kafka-brokers only configures a server started with --spawn-server; the server at --url publishes wherever it is configured to");
     }
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all();
@@ -657,6 +674,9 @@ fn spawn_server(args: &Args, addr: SocketAddr) -> Result<tokio::process::Child, 
         .kill_on_drop(true);
     if std::env::var_os("RUST_LOG").is_none() {
         cmd.env("RUST_LOG", "warn");
+    }
+    if let Some(brokers) = &args.kafka_brokers {
+        cmd.env("NOTIFY_KAFKA_BROKERS", brokers);
     }
     for kv in &args.server_env {
         let (k, v) = kv
@@ -932,6 +952,7 @@ async fn run(args: Args, nofile: u64) -> i32 {
             p.2 = cpu_end;
         }
     }
+    report.machine.cpu_pressure_at_end = cpu_pressure();
     let rss_end = server_pid.and_then(procfs::rss_kib).unwrap_or(0);
     let peak = server_pid.and_then(procfs::peak_rss_kib).unwrap_or(0);
     let threads = server_pid.and_then(procfs::threads).unwrap_or(0);
@@ -1138,6 +1159,10 @@ fn print_summary(r: &Report) {
         r.machine.mem_total_kib as f64 / 1048576.0,
         r.machine.load_avg_at_start,
         r.machine.nofile_limit
+    );
+    println!(
+        "cpu pressure: start [{}], end [{}]",
+        r.machine.cpu_pressure_at_start, r.machine.cpu_pressure_at_end
     );
     println!(
         "sessions: {} ready of {} in {:.1} s ({:.0}/s); {} connect failures; {} dropped",
