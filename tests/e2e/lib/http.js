@@ -72,3 +72,19 @@ export function errorBody(res) {
   }
   return e;
 }
+
+/**
+ * POST /api/events answers 202 once the event is accepted, not stored: wait (bounded) until
+ * every event id in `eventIds` is in the user's inbox; resolves with the inbox answer.
+ */
+export async function waitListed(server, token, eventIds, { timeout = WAIT_MS } = {}) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const list = await inbox(server, token, 'limit=200');
+    const have = new Set(list.items.map((x) => x.event_id));
+    const missing = eventIds.filter((e) => !have.has(e));
+    if (!missing.length) return list;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${missing.join(', ')} to be listed`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { startServer } from '../lib/server.js';
 import { token } from '../lib/jwt.js';
 import { StompSession, openStomp } from '../lib/stomp.js';
-import { event, publish, inbox } from '../lib/http.js';
+import { event, publish, waitListed } from '../lib/http.js';
 import { assertErrorThenClose } from '../lib/expect.js';
 import { uid, sleep } from '../lib/util.js';
 
@@ -68,7 +68,7 @@ test('a pushed notification: MESSAGE headers and the notification JSON', async (
     assert.ok(k in n, `field ${k} present`);
   }
   // the same notification is listed over REST with the same id
-  const list = await inbox(server, token(user));
+  const list = await waitListed(server, token(user), [id]);
   const listed = list.items.find((x) => x.event_id === id);
   assert.ok(listed, 'listed over REST');
   assert.equal(listed.id, n.id);

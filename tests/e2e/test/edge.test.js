@@ -7,7 +7,7 @@ import { token } from '../lib/jwt.js';
 import { openStomp } from '../lib/stomp.js';
 import { openRaw, encodeFrame } from '../lib/raw.js';
 import { openSse } from '../lib/sse.js';
-import { api, event, publish, inbox, unreadCount, errorBody } from '../lib/http.js';
+import { api, event, publish, inbox, unreadCount, errorBody, waitListed } from '../lib/http.js';
 import { uid, sleep, dedupe } from '../lib/util.js';
 
 let server;
@@ -37,6 +37,7 @@ test('a duplicate event pushed to a live session repeats the stored notification
   await q.messages.waitFor(1);
   await publish(server, event(id, { users: [user] }, { title: 'second' }));
   await publish(server, [event(id, { users: [user] }, { title: 'third' })]);
+  await waitListed(server, token(user), [id]);
   await sleep(800);
   const list = await inbox(server, token(user), 'limit=200');
   const ns = list.items.filter((x) => x.event_id === id);
@@ -55,7 +56,8 @@ test('an event for several users gives each their own notification (distinct ids
   const b = uid('b');
   const id = uid('evt');
   await publish(server, event(id, { users: [a, b] }));
-  await sleep(300);
+  await waitListed(server, token(a), [id]);
+  await waitListed(server, token(b), [id]);
   const na = (await inbox(server, token(a), 'limit=200')).items.filter((x) => x.event_id === id);
   const nb = (await inbox(server, token(b), 'limit=200')).items.filter((x) => x.event_id === id);
   assert.equal(na.length, 1);
@@ -99,7 +101,7 @@ test('group names with dots, dashes and unicode text round-trip through STOMP, R
   assert.equal(sse.events.items.find((x) => x.event_id === id).body.message, message);
   sse.close();
   assert.ok(e);
-  const listed = (await inbox(server, token(user, [group]), 'limit=200')).items.find((x) => x.event_id === id);
+  const listed = (await waitListed(server, token(user, [group]), [id])).items.find((x) => x.event_id === id);
   assert.equal(listed.title, title);
 });
 
@@ -166,7 +168,7 @@ test("the replay after since carries the user's read state", async () => {
   const [first] = await q1.messages.waitFor(1);
   await s1.close();
   await publish(server, [event(`${prefix}-1`, { users: [user] }), event(`${prefix}-2`, { users: [user] })]);
-  await sleep(300);
+  await waitListed(server, tok, [`${prefix}-1`, `${prefix}-2`]);
   const n1 = (await inbox(server, tok, 'limit=200')).items.find((x) => x.event_id === `${prefix}-1`);
   assert.equal((await api(server, `/api/notifications/${encodeURIComponent(n1.id)}/read`, { method: 'POST', token: tok })).status, 204);
   const s2 = await session(user);
@@ -182,7 +184,8 @@ test('a broadcast read by one user stays unread for another', async () => {
   const b = token(uid('b'));
   const id = uid('bc');
   await publish(server, event(id, { broadcast: true }));
-  await sleep(300);
+  await waitListed(server, a, [id]);
+  await waitListed(server, b, [id]);
   const ca = await unreadCount(server, a);
   const cb = await unreadCount(server, b);
   const n = (await inbox(server, a, 'limit=200')).items.find((x) => x.event_id === id);
@@ -201,7 +204,7 @@ test('since=<created_at of a notification> excludes that notification ("after th
     await publish(server, event(`${prefix}-${i}`, { users: [user] }));
     await sleep(30);
   }
-  const items = (await inbox(server, tok, 'limit=200')).items.filter((x) => x.event_id.startsWith(prefix));
+  const items = (await waitListed(server, tok, [0, 1, 2, 3].map((i) => `${prefix}-${i}`))).items.filter((x) => x.event_id.startsWith(prefix));
   const n1 = items.find((x) => x.event_id === `${prefix}-1`);
   const p = await inbox(server, tok, `since=${encodeURIComponent(n1.created_at)}&limit=200`);
   assert.deepEqual(p.items.map((x) => x.event_id).filter((e) => e.startsWith(prefix)), [`${prefix}-2`, `${prefix}-3`]);
@@ -215,7 +218,7 @@ test('boundaries: an id of 128 chars and an event just under 64 KiB are accepted
   const big = uid('big');
   const r = await publish(server, event(big, { users: [user] }, { data: { blob: 'b'.repeat(60 * 1024) } }), { expect: null });
   assert.equal(r.status, 202, `a ~60 KiB event: ${r.status} ${r.text.slice(0, 200)}`);
-  await sleep(300);
+  await waitListed(server, token(user), [long, big]);
   const one = await inbox(server, token(user), 'limit=1');
   assert.equal(one.items.length, 1);
   const all = await inbox(server, token(user), 'limit=200');

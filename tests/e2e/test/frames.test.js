@@ -159,7 +159,7 @@ test('SEND /app/read with {"ids":[…]} and {"all":true} marks read (RECEIPTs; R
   const ids = [uid('evt'), uid('evt'), uid('evt'), uid('evt')];
   await publish(server, ids.map((id) => event(id, { users: [user] })));
   await sub.messages.waitFor(4);
-  assert.equal(await unreadCount(server, tok), 4);
+  await eventually(async () => (await unreadCount(server, tok)) === 4, { what: 'unread count 4 once stored' });
   const [n1, n2] = sub.messages.items.map((m) => m.body.id);
   const r = await s.withReceipt((rid) => s.send('/app/read', { ids: [n1, n2] }, { receipt: rid, 'content-type': 'application/json' }));
   assert.ok(r.headers['receipt-id']);

@@ -3,7 +3,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, PUBLISH_KEY } from '../lib/server.js';
 import { token, forgedToken, expiredToken } from '../lib/jwt.js';
-import { api, event, publish, inbox, unreadCount, errorBody } from '../lib/http.js';
+import { api, event, publish, inbox, unreadCount, errorBody, waitListed } from '../lib/http.js';
 import { uid, sleep, eventually } from '../lib/util.js';
 
 let server;
@@ -177,6 +177,7 @@ test('the same event id published twice yields one notification with the same id
   await publish(server, event(id, { users: [user] }));
   await publish(server, event(id, { users: [user] }));
   await publish(server, [event(id, { users: [user] }), event(id, { users: [user] })]);
+  await waitListed(server, tok, [id]);
   await sleep(500);
   const list = await inbox(server, tok, 'limit=200');
   const same = list.items.filter((x) => x.event_id === id);

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { startServer } from '../lib/server.js';
 import { token } from '../lib/jwt.js';
 import { openStomp } from '../lib/stomp.js';
-import { event, publish, inbox } from '../lib/http.js';
+import { event, publish, inbox, waitListed } from '../lib/http.js';
 import { uid, sleep, dedupe } from '../lib/util.js';
 
 let server;
@@ -60,6 +60,7 @@ test('reconnect with since: exactly the notifications missed, oldest first, then
   for (const m of q2.messages.items) assert.equal(m.headers.subscription, q2.id);
 
   // REST catch-up from the same cursor tells the same story
+  await waitListed(server, token(user, [group]), [...missed, live]);
   const rest = await inbox(server, token(user, [group]), `since=${encodeURIComponent(cursor)}&limit=200`);
   assert.deepEqual(rest.items.map((x) => x.event_id).filter((e) => e.startsWith(prefix)), [...missed, live]);
 });
@@ -101,7 +102,7 @@ test('since with a cursor from the REST listing works for STOMP too', async () =
   const tok = token(user);
   const prefix = uid('mx');
   await publish(server, [event(`${prefix}-a`, { users: [user] }), event(`${prefix}-b`, { users: [user] })]);
-  const list = await inbox(server, tok, 'limit=200');
+  const list = await waitListed(server, tok, [`${prefix}-a`, `${prefix}-b`]);
   const a = list.items.find((x) => x.event_id === `${prefix}-a`);
   assert.ok(a, 'listed');
   const s = await session(user);
