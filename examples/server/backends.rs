@@ -15,7 +15,7 @@ use crate::config::Config;
 
 enum Events {
     Memory(Arc<MemorySource>),
-    Kafka(Kafka),
+    Kafka(Box<Kafka>),
 }
 
 /// The chosen backends, before the service exists.
@@ -89,7 +89,7 @@ impl Backends {
                     source: kafka.source(),
                     store_name,
                     source_name: "kafka",
-                    events: Events::Kafka(kafka),
+                    events: Events::Kafka(Box::new(kafka)),
                 }
             }
             None => {
