@@ -76,8 +76,20 @@
 //!   bounded by [`MongoOptions::operation_timeout`].
 //! - The database user needs `readWrite` on the database, plus `collMod` (part of `dbAdmin`)
 //!   if retention may change between deployments.
-//! - Sharding, if ever needed: shard `notifications` on `{aud: 1, pos: 1}` (inbox queries
-//!   carry `aud`), `reads` on `{user: 1, id: 1}`, `read_marks` on `_id`.
+//! - Sharding, if ever needed: shard `notifications` on `{aud: 1, _id: 1}`. A redelivered
+//!   notification has the same `aud` and `_id`, so it reaches the shard that holds the first
+//!   copy, and per-shard `_id` uniqueness is enough. Inbox queries carry `aud`, so they are
+//!   targeted. Shard `reads` on `{user: 1, id: 1}` and `read_marks` on `_id`. Not tested.
+//!
+//! ## Writes
+//!
+//! `insert` writes a batch with unordered `insert_many` calls of at most
+//! [`MongoOptions::insert_chunk`] documents (100), [`MongoOptions::insert_concurrency`] (4) at a
+//! time. A duplicate-key write error is a redelivered notification: it is counted in
+//! `InsertOutcome::duplicates`, not reported as an error. Any other write error fails the call after
+//! every chunk has finished. A retry then counts what did land as duplicates. A notification whose
+//! document would exceed MongoDB's 16 MiB limit is rejected (`InvalidInput`) before anything of its
+//! batch is written.
 //!
 //! ## Errors
 //!

@@ -38,8 +38,19 @@ pub fn fresh_db(tag: &str) -> String {
     format!("nt_{tag}_{}_{n}_{nanos:x}", std::process::id())
 }
 
+/// Logs to the test output (`RUST_LOG`, default `notify_mongo=info`).
+pub fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("notify_mongo=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}
+
 /// Connects to a fresh, empty database.
 pub async fn fresh_store(uri: &str, tag: &str) -> MongoStore {
+    init_logs();
     MongoStore::connect_with(uri, &fresh_db(tag), options())
         .await
         .expect("connect to NOTIFY_TEST_MONGO")
