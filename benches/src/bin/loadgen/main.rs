@@ -93,6 +93,9 @@ struct Args {
     /// Milliseconds between broadcasts; 0 sends them back to back (a burst).
     #[arg(long, default_value_t = 1000)]
     broadcast_interval_ms: u64,
+    /// Pad each event's `data` with a string of this many bytes (`data.pad`).
+    #[arg(long, default_value_t = 0)]
+    payload_bytes: usize,
     /// Seconds to hold the sessions idle after connecting (memory measurement).
     #[arg(long, default_value_t = 0.0)]
     hold: f64,
@@ -377,7 +380,7 @@ impl Rng {
 }
 
 /// The event JSON the load generator publishes.
-fn event_body(id: &str, kind: Kind, target: usize, sent_us: i64) -> String {
+fn event_body(id: &str, kind: Kind, target: usize, sent_us: i64, pad: usize) -> String {
     let recipients = match kind {
         Kind::Personal => serde_json::json!({"users": [format!("u{target}")]}),
         Kind::Group => serde_json::json!({"groups": [format!("g{target}")]}),
@@ -389,13 +392,18 @@ fn event_body(id: &str, kind: Kind, target: usize, sent_us: i64) -> String {
         "recipients": recipients,
         "title": "Load test",
         "message": "A notification from the load generator",
-        "data": {"sent_at_us": sent_us},
+        "data": if pad > 0 {
+            serde_json::json!({"sent_at_us": sent_us, "pad": "x".repeat(pad)})
+        } else {
+            serde_json::json!({"sent_at_us": sent_us})
+        },
     })
     .to_string()
 }
 
 struct Publisher {
     http: Http,
+    pad: usize,
     key: String,
     prefix: String,
     events: Vec<EventRec>,
@@ -413,7 +421,7 @@ impl Publisher {
         let seq = self.events.len();
         let id = format!("{}{seq}", self.prefix);
         let sent_us = now_us();
-        let body = event_body(&id, kind, target, sent_us);
+        let body = event_body(&id, kind, target, sent_us, self.pad);
         let result = self
             .http
             .request(
@@ -870,6 +878,7 @@ async fn run(args: Args, nofile: u64) -> i32 {
     }
     let mut publisher = Publisher {
         http: Http::new(server_addr, host.clone()),
+        pad: args.payload_bytes,
         key: args.publish_key.clone(),
         prefix: setup.prefix.clone(),
         events: Vec::new(),
@@ -1267,7 +1276,7 @@ mod tests {
     #[test]
     fn event_bodies_are_valid_events() {
         for kind in [Kind::Personal, Kind::Group, Kind::Broadcast] {
-            let body = event_body("lg1-7", kind, 3, 1234);
+            let body = event_body("lg1-7", kind, 3, 1234, 5);
             let event = notify_core::Event::from_slice(body.as_bytes()).expect("valid");
             assert_eq!(event.id, "lg1-7");
             assert_eq!(
