@@ -484,7 +484,7 @@ mod tests {
         let b = WsBuffers::default();
         assert!(b.max_write > b.write);
         let c = ws_config(b);
-        assert_eq!(c.read_buffer_size, 4096);
+        assert_eq!(c.read_buffer_size, b.read);
         assert_eq!(c.max_message_size, Some(1024 * 1024));
     }
 }

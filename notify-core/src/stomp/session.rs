@@ -70,7 +70,7 @@ pub struct WsBuffers {
 impl Default for WsBuffers {
     fn default() -> Self {
         WsBuffers {
-            read: 4 * 1024,
+            read: 256,
             write: 0,
             max_write: 4 * 1024 * 1024,
             max_message: 1024 * 1024,
@@ -235,6 +235,10 @@ pub async fn run_session<I, O>(
             }
         };
     let reader = principal.reader();
+    let expires_at = principal.expires_at;
+    // Nothing of the handshake is needed from here on: free it now rather than keeping it
+    // in the session's future for the whole session.
+    drop((connect, handshake, principal));
     let (sender, rx) = session_queue(service.config.session_queue);
     let id = service.hub.register(&reader, sender);
     metrics::gauge_sessions(service.hub.session_count());
@@ -255,7 +259,7 @@ pub async fn run_session<I, O>(
     let close = match session.write(Outbound::Text(frame_out.encode())).await {
         Ok(()) => {
             session
-                .run(&mut incoming, &principal, send_interval, recv_interval)
+                .run(&mut incoming, expires_at, send_interval, recv_interval)
                 .await
         }
         Err(_) => Close::Done {
@@ -450,7 +454,7 @@ where
     async fn run<I>(
         &mut self,
         incoming: &mut I,
-        principal: &Principal,
+        expires_at: chrono::DateTime<chrono::Utc>,
         send_interval: Option<Duration>,
         recv_interval: Option<Duration>,
     ) -> Close
@@ -465,7 +469,7 @@ where
             .unwrap_or(Duration::from_secs(3600));
         let mut ticker =
             tokio::time::interval_at(tokio::time::Instant::now() + tick_every, tick_every);
-        let expires_in = (principal.expires_at - chrono::Utc::now())
+        let expires_in = (expires_at - chrono::Utc::now())
             .to_std()
             .unwrap_or(Duration::ZERO);
         let expiry = tokio::time::sleep(expires_in);
@@ -496,7 +500,7 @@ where
                         Err(close) => return close,
                     };
                     for frame in frames {
-                        if let Some(close) = self.handle(frame).await {
+                        if let Some(close) = Box::pin(self.handle(frame)).await {
                             return close;
                         }
                     }
@@ -693,6 +697,7 @@ where
                 self.resumed.insert(item.id);
             }
         }
+        self.subs.reserve_exact(1);
         self.subs.push(sub);
         self.receipt(frame).await
     }
