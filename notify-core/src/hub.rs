@@ -72,6 +72,11 @@ impl SessionReceiver {
         self.rx.recv().await
     }
 
+    /// The next queued push, if one is waiting.
+    pub fn try_recv(&mut self) -> Option<Arc<Push>> {
+        self.rx.try_recv().ok()
+    }
+
     /// True once the queue has overflowed.
     pub fn overflowed(&self) -> bool {
         self.overflow.flag.load(Ordering::Relaxed)

@@ -509,7 +509,20 @@ where
                     let Some(push) = push else {
                         return Close::Done { reason: "error", code: 1011 };
                     };
-                    if let Err(fail) = self.deliver(&push).await {
+                    // Pushes already waiting go out in the same WebSocket message (one
+                    // write), up to 32 of them.
+                    let mut bytes = push.json.len();
+                    let mut batch = vec![push];
+                    while batch.len() < 32 && bytes < 3 * 1024 {
+                        match self.rx.try_recv() {
+                            Some(p) => {
+                                bytes += p.json.len();
+                                batch.push(p)
+                            }
+                            None => break,
+                        }
+                    }
+                    if let Err(fail) = self.deliver_batch(&batch).await {
                         return fail_close(fail);
                     }
                 }
@@ -700,6 +713,40 @@ where
         self.subs.reserve_exact(1);
         self.subs.push(sub);
         self.receipt(frame).await
+    }
+
+    async fn deliver_batch(&mut self, pushes: &[Arc<Push>]) -> Result<(), WriteFail> {
+        if !self.resumed.is_empty() || pushes.len() == 1 {
+            for p in pushes {
+                self.deliver(p).await?;
+            }
+            return Ok(());
+        }
+        let mut text = String::new();
+        let mut count = 0;
+        for push in pushes {
+            let n = &push.notification;
+            for sub in &self.subs {
+                if sub.kind.matches(&n.audience) {
+                    text.push_str(&encode_message(
+                        &sub.destination,
+                        &sub.id,
+                        &n.id,
+                        &push.json,
+                    ));
+                    count += 1;
+                }
+            }
+        }
+        if count == 0 {
+            return Ok(());
+        }
+        self.write(Outbound::Text(text)).await?;
+        for push in pushes {
+            let latency = (chrono::Utc::now() - push.event_time).to_std().ok();
+            metrics::pushed(latency);
+        }
+        Ok(())
     }
 
     async fn deliver(&mut self, push: &Arc<Push>) -> Result<(), WriteFail> {

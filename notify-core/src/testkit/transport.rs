@@ -148,6 +148,8 @@ pub fn event_for(users: &[&str], title: &str) -> Value {
 /// A real STOMP client over WebSocket.
 pub struct StompClient {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// Frames that arrived in the same WebSocket message as an earlier one.
+    queued: std::collections::VecDeque<Frame>,
 }
 
 impl StompClient {
@@ -183,7 +185,10 @@ impl StompClient {
             Some("v12.stomp"),
             "sub-protocol negotiated"
         );
-        StompClient { ws }
+        StompClient {
+            ws,
+            queued: Default::default(),
+        }
     }
 
     /// Sends raw text.
@@ -198,17 +203,21 @@ impl StompClient {
 
     /// The next frame (heart-beats skipped); `None` when the server closed.
     pub async fn recv(&mut self) -> Option<Frame> {
+        if let Some(f) = self.queued.pop_front() {
+            return Some(f);
+        }
         loop {
             let msg = tokio::time::timeout(WAIT, self.ws.next())
                 .await
                 .expect("a frame in time");
             match msg {
                 Some(Ok(Message::Text(t))) => {
-                    let mut frames = parse_all(t.as_bytes()).expect("server frames parse");
-                    if frames.is_empty() {
-                        continue;
+                    let frames = parse_all(t.as_bytes()).expect("server frames parse");
+                    // Several frames may share one message (queued pushes are batched).
+                    self.queued.extend(frames);
+                    if let Some(f) = self.queued.pop_front() {
+                        return Some(f);
                     }
-                    return Some(frames.remove(0));
                 }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
                 Some(Ok(_)) => continue,
