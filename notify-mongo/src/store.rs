@@ -1,7 +1,7 @@
 //! [`MongoStore`]: the [`NotificationStore`] on MongoDB.
 
 use std::collections::HashSet;
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -379,6 +379,12 @@ impl MongoStore {
     }
 
     /// One page of notifications in `pos` order within `range`.
+    ///
+    /// One query per audience (`aud` equality, `pos` range, sort, limit), run concurrently and
+    /// merged here. On MongoDB each is a bounded scan of `{aud: 1, pos: 1}`. FerretDB 1.x
+    /// pushes only top-level equality filters down to PostgreSQL (never `$in`, ranges or
+    /// sorts), so this shape makes PostgreSQL return only the audience's documents instead of
+    /// FerretDB decoding the whole collection.
     async fn fetch(
         &self,
         auds: &[Bson],
@@ -386,24 +392,69 @@ impl MongoStore {
         descending: bool,
         limit: usize,
     ) -> Result<Vec<Notification>> {
-        let mut filter = doc! {"aud": {"$in": auds}};
-        if !range.is_empty() {
-            filter.insert("pos", range);
+        let limit_i64 = i64::try_from(limit).unwrap_or(i64::MAX);
+        let queries = auds.iter().map(|aud| {
+            let mut filter = doc! {"aud": aud.clone()};
+            if !range.is_empty() {
+                filter.insert("pos", range.clone());
+            }
+            async move {
+                let docs: Vec<Document> = self
+                    .notifications
+                    .find(filter)
+                    .sort(doc! {"pos": if descending { -1 } else { 1 }})
+                    .projection(doc! {"seq": 1, "body": 1})
+                    .limit(limit_i64)
+                    .batch_size(u32::try_from(limit).unwrap_or(u32::MAX))
+                    .await
+                    .map_err(|e| errors::map("find notifications", e))?
+                    .try_collect()
+                    .await
+                    .map_err(|e| errors::map("find notifications", e))?;
+                docs.iter()
+                    .map(codec::from_document)
+                    .collect::<Result<Vec<_>>>()
+            }
+        });
+        let pages = futures::future::try_join_all(queries).await?;
+        let mut all: Vec<Notification> = pages.into_iter().flatten().collect();
+        // Cursor order is (seq, id), the order of `pos`.
+        if descending {
+            all.sort_unstable_by(|a, b| (b.seq, &b.id).cmp(&(a.seq, &a.id)));
+        } else {
+            all.sort_unstable_by(|a, b| (a.seq, &a.id).cmp(&(b.seq, &b.id)));
         }
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let docs: Vec<Document> = self
-            .notifications
-            .find(filter)
-            .sort(doc! {"pos": if descending { -1 } else { 1 }})
-            .projection(doc! {"seq": 1, "body": 1})
-            .limit(limit)
-            .batch_size(u32::try_from(limit).unwrap_or(u32::MAX))
-            .await
-            .map_err(|e| errors::map("find notifications", e))?
-            .try_collect()
-            .await
-            .map_err(|e| errors::map("find notifications", e))?;
-        docs.iter().map(codec::from_document).collect()
+        all.truncate(limit);
+        Ok(all)
+    }
+
+    /// The smallest (`descending == false`) or largest `seq` among the reader's notifications
+    /// with `pos >= floor` (any `pos` when `floor` is `None`); one query per audience.
+    async fn edge_seq(
+        &self,
+        auds: &[Bson],
+        floor: Option<&str>,
+        descending: bool,
+    ) -> Result<Option<i64>> {
+        let queries = auds.iter().map(|aud| {
+            let mut filter = doc! {"aud": aud.clone()};
+            if let Some(floor) = floor {
+                filter.insert("pos", doc! {"$gte": floor});
+            }
+            async move {
+                let d = self
+                    .notifications
+                    .find_one(filter)
+                    .sort(doc! {"pos": if descending { -1 } else { 1 }})
+                    .projection(doc! {"seq": 1})
+                    .await
+                    .map_err(|e| errors::map("find notifications", e))?;
+                d.map(|d| codec::get_i64(&d, "seq")).transpose()
+            }
+        });
+        let seqs = futures::future::try_join_all(queries).await?;
+        let seqs = seqs.into_iter().flatten();
+        Ok(if descending { seqs.max() } else { seqs.min() })
     }
 
     async fn insert_inner(&self, batch: &[Notification]) -> Result<InsertOutcome> {
@@ -495,7 +546,10 @@ impl MongoStore {
                 range = doc! {"$gte": floor};
             }
         }
-        let chunk = (query.limit * 2).clamp(32, 500);
+        // Chunks grow while reads keep them from filling the page: few round trips over long
+        // read runs (on FerretDB each one scans the collection whatever its limit), small
+        // index scans in the usual case.
+        let mut chunk = (query.limit * 2).clamp(32, 500);
         let mut out = Vec::with_capacity(query.limit);
         loop {
             let page = self.fetch(&auds, range.clone(), descending, chunk).await?;
@@ -518,6 +572,7 @@ impl MongoStore {
             if out.len() == query.limit || !full {
                 break;
             }
+            chunk = (chunk * 4).min(500);
             if descending {
                 range.insert("$lt", last_pos);
             } else {
@@ -531,28 +586,41 @@ impl MongoStore {
     async fn unread_count_inner(&self, reader: &Reader) -> Result<u64> {
         let auds = codec::reader_auds(reader);
         let user = key(&reader.user);
+        let user: &str = user.as_ref();
         let wm = self.watermark(&reader.user).await?;
-        let above = doc! {"aud": {"$in": &auds}, "pos": {"$gte": codec::pos_after_seq(wm)}};
+        let floor = codec::pos_after_seq(wm);
+        // Per-audience equality counts (FerretDB pushes equality down, not `$in`).
         let count_reads = |min_seq: i64| {
-            self.reads.count_documents(doc! {
-                "user": user.as_ref(),
-                "aud": {"$in": &auds},
-                "seq": {"$gte": min_seq},
-            })
+            let queries = auds.iter().map(move |aud| {
+                self.reads
+                    .count_documents(doc! {
+                        "user": user,
+                        "aud": aud.clone(),
+                        "seq": {"$gte": min_seq},
+                    })
+                    .into_future()
+            });
+            async move {
+                futures::future::try_join_all(queries)
+                    .await
+                    .map(|v| v.into_iter().sum::<u64>())
+                    .map_err(|e| errors::map("count reads", e))
+            }
         };
         let min_seq = wm.saturating_add(1);
         let (total, read) = tokio::try_join!(
             async {
-                self.notifications
-                    .count_documents(above.clone())
+                let queries = auds.iter().map(|aud| {
+                    self.notifications
+                        .count_documents(doc! {"aud": aud.clone(), "pos": {"$gte": &floor}})
+                        .into_future()
+                });
+                futures::future::try_join_all(queries)
                     .await
+                    .map(|v| v.into_iter().sum::<u64>())
                     .map_err(|e| errors::map("count notifications", e))
             },
-            async {
-                count_reads(min_seq)
-                    .await
-                    .map_err(|e| errors::map("count reads", e))
-            }
+            count_reads(min_seq)
         )?;
         if total == 0 {
             return Ok(0);
@@ -562,20 +630,43 @@ impl MongoStore {
         }
         // Only count read marks at or above the oldest notification still stored, so marks
         // whose notification retention already removed (TTL passes are not atomic across
-        // collections) never make the count too small.
-        let oldest = self
-            .notifications
-            .find_one(above)
-            .sort(doc! {"pos": 1})
-            .projection(doc! {"seq": 1})
-            .await
-            .map_err(|e| errors::map("find notifications", e))?;
-        let Some(oldest) = oldest else { return Ok(0) };
-        let oldest = codec::get_i64(&oldest, "seq")?;
-        let read = if oldest > min_seq {
-            count_reads(oldest)
+        // collections) never make the count too small. Retention removes notifications
+        // oldest first, so when the oldest counted mark's notification is still stored, all
+        // counted marks are good: one `_id` lookup instead of a scan per audience.
+        let first_marks = auds.iter().map(|aud| async move {
+            self.reads
+                .find_one(doc! {"user": user, "aud": aud.clone(), "seq": {"$gte": min_seq}})
+                .sort(doc! {"seq": 1})
+                .projection(doc! {"_id": 0, "id": 1, "seq": 1})
                 .await
-                .map_err(|e| errors::map("count reads", e))?
+                .map_err(|e| errors::map("find reads", e))
+        });
+        let first_marks = futures::future::try_join_all(first_marks).await?;
+        let mut first: Option<(i64, &str)> = None;
+        for d in first_marks.iter().flatten() {
+            let (Ok(seq), Ok(id)) = (codec::get_i64(d, "seq"), d.get_str("id")) else {
+                continue;
+            };
+            if first.is_none_or(|(s, _)| seq < s) {
+                first = Some((seq, id));
+            }
+        }
+        if let Some((_, id)) = first {
+            let stored = self
+                .notifications
+                .find_one(doc! {"_id": id})
+                .projection(doc! {"_id": 1})
+                .await
+                .map_err(|e| errors::map("find notifications", e))?;
+            if stored.is_some() {
+                return Ok(total.saturating_sub(read));
+            }
+        }
+        let Some(oldest) = self.edge_seq(&auds, Some(&floor), false).await? else {
+            return Ok(0);
+        };
+        let read = if oldest > min_seq {
+            count_reads(oldest).await?
         } else {
             read
         };
@@ -631,17 +722,9 @@ impl MongoStore {
 
     async fn mark_all_read_inner(&self, reader: &Reader) -> Result<()> {
         let auds = codec::reader_auds(reader);
-        let newest = self
-            .notifications
-            .find_one(doc! {"aud": {"$in": auds}})
-            .sort(doc! {"pos": -1})
-            .projection(doc! {"seq": 1})
-            .await
-            .map_err(|e| errors::map("find notifications", e))?;
-        let Some(newest) = newest else {
+        let Some(newest) = self.edge_seq(&auds, None, true).await? else {
             return Ok(());
         };
-        let newest = codec::get_i64(&newest, "seq")?;
         let user = key(&reader.user);
         let update = || {
             self.marks

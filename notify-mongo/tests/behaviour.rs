@@ -260,6 +260,49 @@ async fn deep_pages_use_cursors() {
 }
 
 #[tokio::test]
+async fn unread_count_ignores_marks_of_removed_notifications() {
+    let Some(uri) = common::uri() else { return };
+    let store = common::fresh_store(&uri, "stale_marks").await;
+    let reader = Reader::new("carol", vec!["ops".into()]);
+    let batch: Vec<_> = (0..6)
+        .map(|i| {
+            let audience = match i % 3 {
+                0 => Audience::User("carol".into()),
+                1 => Audience::Group("ops".into()),
+                _ => Audience::Broadcast,
+            };
+            sample(&format!("s-{i}"), audience, BASE + i)
+        })
+        .collect();
+    store.insert(&batch).await.unwrap();
+    let ids: Vec<String> = batch.iter().map(|n| n.id.clone()).collect();
+    store.mark_read(&reader, &ids[..4]).await.unwrap();
+    assert_eq!(store.unread_count(&reader).await.unwrap(), 2);
+    // A retention pass removed the two oldest notifications but not yet their read marks
+    // (the collections are swept one after the other).
+    let coll = store
+        .database()
+        .collection::<notify_mongo::mongodb::bson::Document>(NOTIFICATIONS);
+    for id in &ids[..2] {
+        coll.delete_one(notify_mongo::mongodb::bson::doc! {"_id": id})
+            .await
+            .unwrap();
+    }
+    assert_eq!(common::count(&store, READS).await, 4);
+    assert_eq!(
+        store.unread_count(&reader).await.unwrap(),
+        2,
+        "4 stored, 2 of them read"
+    );
+    // Removing an unread one leaves the marks counted.
+    coll.delete_one(notify_mongo::mongodb::bson::doc! {"_id": &ids[5]})
+        .await
+        .unwrap();
+    assert_eq!(store.unread_count(&reader).await.unwrap(), 1);
+    common::drop(&store).await;
+}
+
+#[tokio::test]
 async fn sweeper_enforces_retention() {
     let Some(uri) = common::uri() else { return };
     let store = common::fresh_store(&uri, "sweep").await;
