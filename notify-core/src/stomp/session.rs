@@ -522,7 +522,7 @@ where
                             None => break,
                         }
                     }
-                    if let Err(fail) = self.deliver_batch(&batch).await {
+                    if let Err(fail) = self.deliver(&batch).await {
                         return fail_close(fail);
                     }
                 }
@@ -715,59 +715,39 @@ where
         self.receipt(frame).await
     }
 
-    async fn deliver_batch(&mut self, pushes: &[Arc<Push>]) -> Result<(), WriteFail> {
-        if !self.resumed.is_empty() || pushes.len() == 1 {
-            for p in pushes {
-                self.deliver(p).await?;
-            }
-            return Ok(());
-        }
-        let mut text = String::new();
-        let mut count = 0;
-        for push in pushes {
-            let n = &push.notification;
-            for sub in &self.subs {
-                if sub.kind.matches(&n.audience) {
-                    text.push_str(&encode_message(
-                        &sub.destination,
-                        &sub.id,
-                        &n.id,
-                        &push.json,
-                    ));
-                    count += 1;
-                }
-            }
-        }
-        if count == 0 {
-            return Ok(());
-        }
-        self.write(Outbound::Text(text)).await?;
-        for push in pushes {
-            let latency = (chrono::Utc::now() - push.event_time).to_std().ok();
-            metrics::pushed(latency);
-        }
-        Ok(())
-    }
-
-    async fn deliver(&mut self, push: &Arc<Push>) -> Result<(), WriteFail> {
-        let n = &push.notification;
+    /// Writes the frames of `pushes` for every matching subscription as one WebSocket
+    /// message (one write), skipping live copies of notifications a resume just replayed.
+    async fn deliver(&mut self, pushes: &[Arc<Push>]) -> Result<(), WriteFail> {
         if !self.resumed.is_empty() && self.resumed_at.elapsed() > Duration::from_secs(60) {
             self.resumed.clear();
         }
-        let skip_user_queue = self.resumed.remove(&n.id);
-        let mut frames: Vec<String> = Vec::new();
-        for sub in &self.subs {
-            if !sub.kind.matches(&n.audience)
-                || (skip_user_queue && sub.kind == Destination::UserQueue)
-            {
-                continue;
+        let mut text = String::new();
+        let mut frames: Vec<&Arc<Push>> = Vec::new();
+        for push in pushes {
+            let n = &push.notification;
+            let skip_user_queue = self.resumed.remove(&n.id);
+            for sub in &self.subs {
+                if !sub.kind.matches(&n.audience)
+                    || (skip_user_queue && sub.kind == Destination::UserQueue)
+                {
+                    continue;
+                }
+                text.push_str(&encode_message(
+                    &sub.destination,
+                    &sub.id,
+                    &n.id,
+                    &push.json,
+                ));
+                frames.push(push);
             }
-            frames.push(encode_message(&sub.destination, &sub.id, &n.id, &push.json));
         }
-        for text in frames {
-            self.write(Outbound::Text(text)).await?;
-            let latency = (chrono::Utc::now() - push.event_time).to_std().ok();
-            metrics::pushed(latency);
+        if frames.is_empty() {
+            return Ok(());
+        }
+        self.write(Outbound::Text(text)).await?;
+        let now = chrono::Utc::now();
+        for push in frames {
+            metrics::pushed((now - push.event_time).to_std().ok());
         }
         Ok(())
     }
