@@ -1,176 +1,25 @@
+//! The STOMP session state machine: after CONNECT, subscriptions, pushes, heart-beats,
+//! `SEND /app/read`, receipts and resumes, until the session closes.
+
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use futures::{Sink, SinkExt, Stream, StreamExt};
 
-use super::frame::{encode_message, parse_all, Frame, FrameError, MAX_FRAME_BYTES};
-use crate::auth::{bearer, Principal};
-use crate::error::Error;
+use super::close::{error, fail_close, finish, parse_frames, Close, WriteFail};
+use super::connect::{connect_frame, first_frame};
+use super::destination::{
+    Destination, Subscription, BROADCAST_TOPIC, GROUP_TOPIC_PREFIX, USER_QUEUE,
+};
+use super::frame::{encode_message, Frame};
+use super::transport::{Handshake, Inbound, Outbound};
 use crate::hub::{session_queue, OverflowSignal, SessionReceiver};
 use crate::inbox;
 use crate::metrics;
-use crate::model::{Audience, Cursor, Push};
+use crate::model::{Cursor, Push};
 use crate::service::NotifyService;
 use crate::store::Reader;
-
-/// Everything addressed to the connected user (personal, their groups, broadcasts).
-pub const USER_QUEUE: &str = "/user/queue/notifications";
-/// Broadcasts only.
-pub const BROADCAST_TOPIC: &str = "/topic/notifications";
-/// One group's notifications: `/topic/groups.{name}`, members only.
-pub const GROUP_TOPIC_PREFIX: &str = "/topic/groups.";
-/// WebSocket sub-protocols we speak, preferred first.
-pub const SUBPROTOCOLS: [&str; 3] = ["v12.stomp", "v11.stomp", "v10.stomp"];
-
-/// A message from the client, as the HTTP adapter received it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Inbound {
-    /// A text message (one or more frames, or a heart-beat EOL).
-    Text(String),
-    /// A binary message (treated like text).
-    Binary(Bytes),
-    /// A WebSocket ping or pong: the peer is alive.
-    Ping,
-    /// The peer closed, or the connection failed.
-    Close,
-}
-
-/// A message for the client.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outbound {
-    /// A text message carrying one frame or a heart-beat.
-    Text(String),
-    /// Close the WebSocket with a code and reason.
-    Close {
-        /// WebSocket close code.
-        code: u16,
-        /// Short reason.
-        reason: String,
-    },
-}
-
-/// WebSocket buffer sizes for the adapters. tungstenite's defaults (128 KiB read buffer)
-/// would cost more than 130 KB per idle session; these keep an idle session to a few KiB.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WsBuffers {
-    /// Initial read buffer (grows for large frames).
-    pub read: usize,
-    /// Bytes buffered before writing to the socket (0: write each message at once).
-    pub write: usize,
-    /// Most bytes buffered for a client that does not read; past this the session ends.
-    /// Must be larger than `write`.
-    pub max_write: usize,
-    /// Largest message accepted (larger than a STOMP frame may be, so an oversized frame
-    /// gets a STOMP ERROR rather than a bare close).
-    pub max_message: usize,
-}
-
-impl Default for WsBuffers {
-    fn default() -> Self {
-        WsBuffers {
-            read: 256,
-            write: 0,
-            max_write: 4 * 1024 * 1024,
-            max_message: 1024 * 1024,
-        }
-    }
-}
-
-/// What the adapter learned from the WebSocket handshake.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Handshake {
-    /// A token from `?access_token=` or `Authorization: Bearer`.
-    pub token: Option<String>,
-}
-
-/// Picks our preferred sub-protocol among those the client offered
-/// (`Sec-WebSocket-Protocol`), if any.
-pub fn choose_subprotocol(offered: Option<&str>) -> Option<&'static str> {
-    let offered: Vec<&str> = offered?.split(',').map(str::trim).collect();
-    SUBPROTOCOLS.into_iter().find(|p| offered.contains(p))
-}
-
-/// Checks a WebSocket upgrade request: the `Origin` against the allow-list, and collects the
-/// token from the query or the `Authorization` header. The token is verified at CONNECT, so
-/// a bad one gets a STOMP ERROR frame rather than an HTTP error.
-pub fn handshake(
-    service: &NotifyService,
-    headers: &http::HeaderMap,
-    query: Option<&str>,
-) -> Result<Handshake, Error> {
-    if let Some(origin) = headers
-        .get(http::header::ORIGIN)
-        .and_then(|v| v.to_str().ok())
-    {
-        if !service.origin_allowed(origin) {
-            return Err(Error::forbidden(format!("origin {origin} is not allowed")));
-        }
-    }
-    let from_query = url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
-        .find(|(k, _)| k == "access_token")
-        .map(|(_, v)| v.into_owned())
-        .filter(|v| !v.is_empty());
-    let from_header = headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(bearer)
-        .map(str::to_string);
-    Ok(Handshake {
-        token: from_query.or(from_header),
-    })
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Destination {
-    UserQueue,
-    Broadcast,
-    Group(String),
-}
-
-impl Destination {
-    fn matches(&self, audience: &Audience) -> bool {
-        match (self, audience) {
-            (Destination::UserQueue, _) => true,
-            (Destination::Broadcast, Audience::Broadcast) => true,
-            (Destination::Group(g), Audience::Group(a)) => g == a,
-            _ => false,
-        }
-    }
-}
-
-struct Subscription {
-    id: String,
-    destination: String,
-    kind: Destination,
-}
-
-/// Why a session ends.
-enum Close {
-    /// ERROR frame, then close.
-    Error {
-        message: String,
-        detail: String,
-        receipt: Option<String>,
-        code: u16,
-        reason: &'static str,
-    },
-    /// Clean close (DISCONNECT, or the peer went away).
-    Done { reason: &'static str, code: u16 },
-    /// The client cannot keep up.
-    SlowConsumer,
-}
-
-fn error(message: impl Into<String>, detail: impl Into<String>, frame: Option<&Frame>) -> Close {
-    Close::Error {
-        message: message.into(),
-        detail: detail.into(),
-        receipt: frame.and_then(|f| f.get("receipt")).map(str::to_string),
-        code: 1008,
-        reason: "error",
-    }
-}
 
 struct Session<O> {
     service: Arc<NotifyService>,
@@ -184,11 +33,6 @@ struct Session<O> {
     resumed_at: Instant,
     last_write: Instant,
     last_read: Instant,
-}
-
-enum WriteFail {
-    Closed,
-    Slow,
 }
 
 /// Runs one STOMP session to its end: CONNECT (with auth), then subscriptions, pushes,
@@ -272,168 +116,6 @@ pub async fn run_session<I, O>(
     tracing::debug!(session = id, user = %session.reader.user, "STOMP session closed");
     // A slow consumer's ERROR waits behind a full socket: give it the whole write timeout.
     finish(&mut session.out, close, service.config.write_timeout).await;
-}
-
-/// Waits for the first real frame (skipping heart-beats).
-async fn first_frame<I>(incoming: &mut I) -> Result<Option<Frame>, Close>
-where
-    I: Stream<Item = Inbound> + Unpin,
-{
-    loop {
-        let bytes: Vec<u8> = match incoming.next().await {
-            None | Some(Inbound::Close) => return Ok(None),
-            Some(Inbound::Ping) => continue,
-            Some(Inbound::Text(t)) => t.into_bytes(),
-            Some(Inbound::Binary(b)) => b.to_vec(),
-        };
-        let mut frames = parse_frames(&bytes)?;
-        if frames.is_empty() {
-            continue;
-        }
-        return Ok(Some(frames.swap_remove(0)));
-    }
-}
-
-fn parse_frames(bytes: &[u8]) -> Result<Vec<Frame>, Close> {
-    parse_all(bytes).map_err(|e| match e {
-        FrameError::TooLarge => Close::Error {
-            message: "frame too large".into(),
-            detail: format!("frames are limited to {MAX_FRAME_BYTES} bytes"),
-            receipt: None,
-            code: 1009,
-            reason: "error",
-        },
-        other => Close::Error {
-            message: "malformed frame".into(),
-            detail: other.to_string(),
-            receipt: None,
-            code: 1002,
-            reason: "error",
-        },
-    })
-}
-
-/// Validates CONNECT: version, token, heart-beats. Returns the principal, the CONNECTED
-/// frame and the negotiated send and receive intervals.
-#[allow(clippy::type_complexity)]
-fn connect_frame(
-    service: &NotifyService,
-    handshake: &Handshake,
-    frame: &Frame,
-) -> Result<(Principal, Frame, Option<Duration>, Option<Duration>), Close> {
-    if frame.command != "CONNECT" && frame.command != "STOMP" {
-        return Err(error(
-            "CONNECT expected",
-            format!(
-                "the first frame must be CONNECT or STOMP, got {}",
-                frame.command
-            ),
-            Some(frame),
-        ));
-    }
-    let accepted = frame.get("accept-version").unwrap_or("1.0");
-    let version = ["1.2", "1.1", "1.0"]
-        .into_iter()
-        .find(|v| accepted.split(',').any(|a| a.trim() == *v))
-        .ok_or_else(|| {
-            error(
-                "unsupported version",
-                format!("supported versions are 1.2, 1.1, 1.0; client accepts {accepted}"),
-                Some(frame),
-            )
-        })?;
-    let token = frame
-        .get("Authorization")
-        .or_else(|| frame.get("authorization"))
-        .and_then(bearer)
-        .map(str::to_string)
-        .or_else(|| {
-            frame
-                .get("passcode")
-                .filter(|p| !p.is_empty())
-                .map(str::to_string)
-        })
-        .or_else(|| handshake.token.clone());
-    let Some(token) = token else {
-        return Err(error(
-            "unauthorized: no token",
-            "send a JWT as ?access_token=, an Authorization: Bearer header on the handshake, or an Authorization header on CONNECT",
-            Some(frame),
-        ));
-    };
-    let principal = service
-        .auth
-        .verify(&token)
-        .map_err(|e| error(e.to_string(), "authentication failed", Some(frame)))?;
-    let ours = service.config.heartbeat.as_millis() as u64;
-    let (cx, cy) = frame
-        .get("heart-beat")
-        .and_then(|h| {
-            let (x, y) = h.split_once(',')?;
-            Some((x.trim().parse::<u64>().ok()?, y.trim().parse::<u64>().ok()?))
-        })
-        .unwrap_or((0, 0));
-    // STOMP 1.2: we send every max(ours, cy) if both are non-zero; we expect the client every
-    // max(cx, ours).
-    let send = (ours > 0 && cy > 0).then(|| Duration::from_millis(ours.max(cy)));
-    let recv = (ours > 0 && cx > 0).then(|| Duration::from_millis(ours.max(cx)));
-    let connected = Frame::new("CONNECTED")
-        .header("version", version)
-        .header("heart-beat", format!("{ours},{ours}"))
-        .header("server", concat!("notify/", env!("CARGO_PKG_VERSION")))
-        .header("user-name", principal.user.clone());
-    Ok((principal, connected, send, recv))
-}
-
-/// Writes an ERROR frame and closes, or just closes.
-async fn finish<O>(out: &mut O, close: Close, timeout: Duration)
-where
-    O: Sink<Outbound> + Unpin,
-{
-    let (frame, code, reason_text, metric) = match close {
-        Close::Error {
-            message,
-            detail,
-            receipt,
-            code,
-            reason,
-        } => {
-            let mut f = Frame::new("ERROR")
-                .header("message", message.clone())
-                .header("content-type", "text/plain");
-            if let Some(r) = receipt {
-                f = f.header("receipt-id", r);
-            }
-            (Some(f.body(detail.into_bytes())), code, message, reason)
-        }
-        Close::SlowConsumer => (
-            Some(
-                Frame::new("ERROR")
-                    .header("message", "slow consumer")
-                    .header("content-type", "text/plain")
-                    .body(
-                        b"the session's outgoing queue overflowed; reconnect and resume with the `since` header"
-                            .to_vec(),
-                    ),
-            ),
-            1013,
-            "slow consumer".to_string(),
-            "slow_consumer",
-        ),
-        Close::Done { reason, code } => (None, code, String::new(), reason),
-    };
-    metrics::session_closed(metric);
-    let _ = tokio::time::timeout(timeout, async {
-        if let Some(f) = frame {
-            out.send(Outbound::Text(f.encode())).await?;
-        }
-        out.send(Outbound::Close {
-            code,
-            reason: reason_text.chars().take(100).collect(),
-        })
-        .await
-    })
-    .await;
 }
 
 impl<O> Session<O>
@@ -750,15 +432,5 @@ where
             metrics::pushed((now - push.event_time).to_std().ok());
         }
         Ok(())
-    }
-}
-
-fn fail_close(fail: WriteFail) -> Close {
-    match fail {
-        WriteFail::Slow => Close::SlowConsumer,
-        WriteFail::Closed => Close::Done {
-            reason: "client",
-            code: 1000,
-        },
     }
 }
