@@ -40,18 +40,20 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::body::Body;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
 use futures::{SinkExt, StreamExt};
-use notify_core::api::{self, ApiBody};
-pub use notify_core::stomp::WsBuffers;
+use notify_core::adapter::{self, Upgrade, ROUTES, WEBSOCKET_ROUTE};
+use notify_core::api::ApiBody;
 use notify_core::stomp::{self, Inbound, Outbound};
-use notify_core::{Error, NotifyService};
+use notify_core::NotifyService;
 
+pub use notify_core::adapter::WsBuffers;
 pub use notify_core::service::shutdown_on_signal;
 
 /// All routes of the contract, with default WebSocket buffers.
@@ -61,22 +63,12 @@ pub fn router(service: Arc<NotifyService>) -> Router {
 
 /// All routes of the contract.
 pub fn router_with(service: Arc<NotifyService>, buffers: WsBuffers) -> Router {
-    let mut router = Router::new().route(
-        "/notify",
-        get(move |state, ws, headers, uri| ws_handler(state, ws, headers, uri, buffers))
-            .fallback(|| async {
-                let body = serde_json::json!({"error": {"code": "method_not_allowed", "message": "use GET"}});
-                (
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    [
-                        (http::header::CONTENT_TYPE, "application/json"),
-                        (http::header::ALLOW, "GET,HEAD"),
-                    ],
-                    body.to_string(),
-                )
-            }),
-    );
-    for path in api::ROUTES {
+    let websocket = get(move |state, method, headers, uri, ws| {
+        ws_handler(state, method, headers, uri, ws, buffers)
+    })
+    .fallback(|| async { into_axum(adapter::websocket_method_not_allowed()) });
+    let mut router = Router::new().route(WEBSOCKET_ROUTE, websocket);
+    for path in ROUTES {
         router = router.route(path, any(api_handler));
     }
     router.with_state(service)
@@ -84,18 +76,7 @@ pub fn router_with(service: Arc<NotifyService>, buffers: WsBuffers) -> Router {
 
 async fn api_handler(State(service): State<Arc<NotifyService>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let limit = service.config().max_body_bytes;
-    let body = match axum::body::to_bytes(body, limit).await {
-        Ok(b) => b,
-        Err(_) => {
-            return into_axum(api::error_response(&Error::PayloadTooLarge {
-                what: "body",
-                limit,
-            }))
-        }
-    };
-    let response = api::handle(&service, Request::from_parts(parts, body)).await;
-    into_axum(response)
+    into_axum(adapter::serve_api(&service, parts, body.into_data_stream()).await)
 }
 
 fn into_axum(response: http::Response<ApiBody>) -> Response {
@@ -109,26 +90,20 @@ fn into_axum(response: http::Response<ApiBody>) -> Response {
 
 async fn ws_handler(
     State(service): State<Arc<NotifyService>>,
-    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+    method: Method,
     headers: HeaderMap,
     uri: Uri,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     buffers: WsBuffers,
 ) -> Response {
-    let handshake = match stomp::handshake(&service, &headers, uri.query()) {
-        Ok(h) => h,
-        Err(e) => return into_axum(api::error_response(&e)),
+    let upgrade = match adapter::check_upgrade(&service, &method, &headers, uri.query()) {
+        Ok(upgrade) => upgrade,
+        Err(refusal) => return into_axum(*refusal),
     };
+    // The core's checks passed; axum may still refuse (no upgrade state on the connection).
     let ws = match ws {
         Ok(ws) => ws,
-        Err(rejection) => {
-            let body = serde_json::json!({"error": {"code": "websocket_required", "message": rejection.body_text()}});
-            return (
-                StatusCode::BAD_REQUEST,
-                [(http::header::CONTENT_TYPE, "application/json")],
-                body.to_string(),
-            )
-                .into_response();
-        }
+        Err(rejection) => return into_axum(adapter::websocket_required(&rejection.body_text())),
     };
     ws.protocols(stomp::SUBPROTOCOLS)
         .read_buffer_size(buffers.read)
@@ -136,10 +111,11 @@ async fn ws_handler(
         .max_write_buffer_size(buffers.max_write)
         .max_message_size(buffers.max_message)
         .max_frame_size(buffers.max_message)
-        .on_upgrade(move |socket| serve_socket(service, handshake, socket))
+        .on_upgrade(move |socket| serve_socket(service, upgrade, socket))
 }
 
-async fn serve_socket(service: Arc<NotifyService>, handshake: stomp::Handshake, socket: WebSocket) {
+/// Maps axum's WebSocket messages to the session's and back.
+async fn serve_socket(service: Arc<NotifyService>, upgrade: Upgrade, socket: WebSocket) {
     let (sink, stream) = socket.split();
     let incoming = stream.map(|msg| match msg {
         Ok(Message::Text(t)) => Inbound::Text(t.as_str().to_owned()),
@@ -156,5 +132,11 @@ async fn serve_socket(service: Arc<NotifyService>, handshake: stomp::Handshake, 
             })),
         }))
     });
-    stomp::run_session(service, handshake, Box::pin(incoming), Box::pin(outgoing)).await;
+    stomp::run_session(
+        service,
+        upgrade.handshake,
+        Box::pin(incoming),
+        Box::pin(outgoing),
+    )
+    .await;
 }

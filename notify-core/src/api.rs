@@ -44,20 +44,7 @@ impl ApiBody {
     }
 }
 
-/// Paths the API answers; adapters mount exactly these (plus `/notify` for WebSocket).
-pub const ROUTES: &[&str] = &[
-    "/api/notifications",
-    "/api/notifications/unread-count",
-    "/api/notifications/read-all",
-    "/api/notifications/{id}/read",
-    "/api/events",
-    "/api/stream",
-    "/health/live",
-    "/health/ready",
-    "/metrics",
-    // Anything else under /api answers the contract's JSON 404 / 405.
-    "/api/{*rest}",
-];
+pub use crate::adapter::ROUTES;
 
 fn json_response(status: StatusCode, value: &Value) -> Response<ApiBody> {
     let mut r = Response::new(ApiBody::Full(Bytes::from(
@@ -92,10 +79,7 @@ pub fn error_response(e: &Error) -> Response<ApiBody> {
 }
 
 fn error_with(status: StatusCode, code: &str, message: &str) -> Response<ApiBody> {
-    json_response(
-        status,
-        &json!({"error": {"code": code, "message": message}}),
-    )
+    crate::adapter::json_error(status, code, message)
 }
 
 /// The bearer token of a request: `Authorization: Bearer …` or `?access_token=`.

@@ -31,6 +31,7 @@
 //! # }
 //! ```
 
+pub mod adapter;
 pub mod api;
 pub mod auth;
 pub mod error;

@@ -50,34 +50,21 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use futures::stream::BoxStream;
-use futures::{future, SinkExt, Stream, StreamExt, TryStreamExt};
-use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
+use futures::{future, Stream, StreamExt, TryStreamExt};
+use http::{HeaderMap, Method, Request, Response};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
+use notify_core::adapter::{self, WEBSOCKET_ROUTE};
 use notify_core::api::{self, ApiBody};
-use notify_core::stomp::{self, Inbound, Outbound};
 use notify_core::{Error, NotifyService};
-
-pub use notify_core::service::shutdown_on_signal;
-pub use notify_core::stomp::WsBuffers;
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::WebSocketStream;
 use warp::filters::path::Peek;
 use warp::reply::Response as WarpResponse;
 use warp::{Filter, Rejection, Reply};
 
-fn ws_config(b: WsBuffers) -> WebSocketConfig {
-    WebSocketConfig::default()
-        .read_buffer_size(b.read)
-        .write_buffer_size(b.write)
-        .max_write_buffer_size(b.max_write)
-        .max_message_size(Some(b.max_message))
-        .max_frame_size(Some(b.max_message))
-}
+pub use notify_core::adapter::WsBuffers;
+pub use notify_core::service::shutdown_on_signal;
 
 /// All routes of the contract as one warp filter, with default WebSocket buffers.
 ///
@@ -102,31 +89,32 @@ pub fn websocket(
     service: Arc<NotifyService>,
     buffers: WsBuffers,
 ) -> impl Filter<Extract = (WarpResponse,), Error = Rejection> + Clone {
-    mounted(|path| path == "/notify")
+    mounted(|path| path == WEBSOCKET_ROUTE)
         .and(with_service(service))
         .and(warp::method())
         .and(warp::header::headers_cloned())
         .and(raw_query())
         .and(warp::ext::optional::<OnUpgrade>())
-        .then(
+        .map(
             move |_path: String,
                   service: Arc<NotifyService>,
                   method: Method,
                   headers: HeaderMap,
                   query: Option<String>,
                   on_upgrade: Option<OnUpgrade>| {
-                let response = ws_handler(service, buffers, &method, &headers, query, on_upgrade);
-                future::ready(response)
+                into_warp(upgrade(
+                    service, buffers, &method, &headers, query, on_upgrade,
+                ))
             },
         )
 }
 
 /// The REST API, `POST /api/events`, `/api/stream`, health and metrics: every path of
-/// [`notify_core::api::ROUTES`], answered by [`notify_core::api::handle`].
+/// [`notify_core::adapter::ROUTES`], answered by [`notify_core::api::handle`].
 pub fn api(
     service: Arc<NotifyService>,
 ) -> impl Filter<Extract = (WarpResponse,), Error = Rejection> + Clone {
-    mounted(is_api_route)
+    mounted(adapter::is_route)
         .and(with_service(service))
         .and(warp::method())
         .and(warp::header::headers_cloned())
@@ -153,23 +141,6 @@ fn mounted(
         } else {
             Err(warp::reject::not_found())
         })
-    })
-}
-
-/// Whether `path` is one of the core's routes, matched like axum's router: `{param}` is one
-/// segment (even an empty one: the core then answers 404 JSON), no trailing-slash folding.
-fn is_api_route(path: &str) -> bool {
-    api::ROUTES.iter().any(|pattern| {
-        let mut want = pattern.split('/');
-        let mut got = path.split('/');
-        loop {
-            match (want.next(), got.next()) {
-                (None, None) => return true,
-                (Some(w), Some(_)) if w.starts_with('{') && w.ends_with('}') => {}
-                (Some(w), Some(g)) if w == g => {}
-                _ => return false,
-            }
-        }
     })
 }
 
@@ -201,38 +172,6 @@ where
         .boxed()
 }
 
-fn request_uri(path: &str, query: Option<&str>) -> Result<Uri, Error> {
-    let text = match query {
-        Some(q) => format!("{path}?{q}"),
-        None => path.to_string(),
-    };
-    text.parse().map_err(|e| Error::Internal {
-        message: format!("request path {text:?} does not parse again: {e}"),
-        source: None,
-    })
-}
-
-/// Reads the body up to `limit` bytes. Like `axum::body::to_bytes` in notify-axum, any
-/// failure to read it (over the limit, or the client went away) answers 413.
-async fn read_body(body: BodyStream, limit: usize) -> Result<Bytes, Error> {
-    let too_large = Error::PayloadTooLarge {
-        what: "body",
-        limit,
-    };
-    let mut body = body;
-    let mut buf = BytesMut::new();
-    while let Some(chunk) = body.next().await {
-        let Ok(chunk) = chunk else {
-            return Err(too_large);
-        };
-        if buf.len() + chunk.len() > limit {
-            return Err(too_large);
-        }
-        buf.put(chunk);
-    }
-    Ok(buf.freeze())
-}
-
 async fn api_handler(
     path: String,
     service: Arc<NotifyService>,
@@ -241,25 +180,58 @@ async fn api_handler(
     query: Option<String>,
     body: Option<BodyStream>,
 ) -> WarpResponse {
-    let uri = match request_uri(&path, query.as_deref()) {
+    // The path after the mount point, so the core answers the same wherever it is mounted.
+    let uri = match query {
+        Some(q) => format!("{path}?{q}"),
+        None => path,
+    };
+    let uri = match uri.parse() {
         Ok(uri) => uri,
-        Err(e) => return into_warp(api::error_response(&e)),
+        Err(e) => {
+            return into_warp(api::error_response(&Error::internal(format!(
+                "request path {uri:?} does not parse again: {e}"
+            ))))
+        }
     };
     let Some(body) = body else {
-        return into_warp(api::error_response(&Error::Internal {
-            message: "the request body was consumed by another filter".into(),
-            source: None,
-        }));
+        return into_warp(api::error_response(&Error::internal(
+            "the request body was consumed by another filter",
+        )));
     };
-    let body = match read_body(body, service.config().max_body_bytes).await {
-        Ok(b) => b,
-        Err(e) => return into_warp(api::error_response(&e)),
-    };
-    let mut request = Request::new(body);
+    let mut request = Request::new(());
     *request.method_mut() = method;
     *request.uri_mut() = uri;
     *request.headers_mut() = headers;
-    into_warp(api::handle(&service, request).await)
+    let (parts, ()) = request.into_parts();
+    into_warp(adapter::serve_api(&service, parts, body).await)
+}
+
+/// Checks the upgrade request, answers `101` and runs the session on the upgraded connection.
+fn upgrade(
+    service: Arc<NotifyService>,
+    buffers: WsBuffers,
+    method: &Method,
+    headers: &HeaderMap,
+    query: Option<String>,
+    on_upgrade: Option<OnUpgrade>,
+) -> Response<ApiBody> {
+    let upgrade = match adapter::check_upgrade(&service, method, headers, query.as_deref()) {
+        Ok(upgrade) => upgrade,
+        Err(refusal) => return *refusal,
+    };
+    let Some(on_upgrade) = on_upgrade else {
+        return adapter::websocket_required(
+            "WebSocket request couldn't be upgraded since no upgrade state was present",
+        );
+    };
+    let response = upgrade.switching_protocols();
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(io) => adapter::serve_upgraded(service, upgrade, TokioIo::new(io), buffers).await,
+            Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
+        }
+    });
+    response
 }
 
 fn into_warp(response: Response<ApiBody>) -> WarpResponse {
@@ -289,202 +261,5 @@ impl Stream for SyncStream {
             .unwrap_or_else(PoisonError::into_inner)
             .as_mut()
             .poll_next(cx)
-    }
-}
-
-fn json_error(status: StatusCode, code: &str, message: &str) -> WarpResponse {
-    let body = serde_json::json!({"error": {"code": code, "message": message}});
-    let mut response = Response::new(Bytes::from(body.to_string())).into_response();
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
-}
-
-/// The checks axum's `WebSocketUpgrade` extractor makes on an HTTP/1.1 upgrade, with its
-/// messages, so both adapters refuse a non-WebSocket request to `/notify` the same way.
-fn upgrade_key<'a>(
-    method: &Method,
-    headers: &'a HeaderMap,
-) -> Result<&'a HeaderValue, &'static str> {
-    let header_str = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
-    if method != Method::GET {
-        return Err("Request method must be `GET`");
-    }
-    if !header_str(header::CONNECTION).is_some_and(|v| v.to_ascii_lowercase().contains("upgrade")) {
-        return Err("Connection header did not include 'upgrade'");
-    }
-    if !headers
-        .get(header::UPGRADE)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"))
-    {
-        return Err("`Upgrade` header did not include 'websocket'");
-    }
-    let key = headers
-        .get(header::SEC_WEBSOCKET_KEY)
-        .ok_or("`Sec-WebSocket-Key` header missing")?;
-    if headers
-        .get(header::SEC_WEBSOCKET_VERSION)
-        .is_none_or(|v| v.as_bytes() != b"13")
-    {
-        return Err("`Sec-WebSocket-Version` header did not include '13'");
-    }
-    Ok(key)
-}
-
-fn ws_handler(
-    service: Arc<NotifyService>,
-    buffers: WsBuffers,
-    method: &Method,
-    headers: &HeaderMap,
-    query: Option<String>,
-    on_upgrade: Option<OnUpgrade>,
-) -> WarpResponse {
-    // axum routes `/notify` with `get(..)`: other methods than GET and HEAD never reach the
-    // handler. Here they get the same status, as JSON.
-    if method != Method::GET && method != Method::HEAD {
-        let mut r = json_error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "use GET",
-        );
-        r.headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET,HEAD"));
-        return r;
-    }
-    let handshake = match stomp::handshake(&service, headers, query.as_deref()) {
-        Ok(h) => h,
-        Err(e) => return into_warp(api::error_response(&e)),
-    };
-    let key = match upgrade_key(method, headers) {
-        Ok(key) => key,
-        Err(message) => return json_error(StatusCode::BAD_REQUEST, "websocket_required", message),
-    };
-    let Some(on_upgrade) = on_upgrade else {
-        return json_error(
-            StatusCode::BAD_REQUEST,
-            "websocket_required",
-            "WebSocket request couldn't be upgraded since no upgrade state was present",
-        );
-    };
-    // Every `Sec-WebSocket-Protocol` header counts, not only the first.
-    let offered = headers
-        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect::<Vec<_>>()
-        .join(",");
-    let protocol = stomp::choose_subprotocol(Some(&offered));
-
-    let mut response = Response::new(Bytes::new()).into_response();
-    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let h = response.headers_mut();
-    h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    match HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
-        Ok(accept) => {
-            h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
-        }
-        Err(e) => {
-            return into_warp(api::error_response(&Error::Internal {
-                message: format!("Sec-WebSocket-Accept: {e}"),
-                source: None,
-            }))
-        }
-    }
-    if let Some(p) = protocol {
-        h.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(p));
-    }
-
-    let config = ws_config(buffers);
-    tokio::spawn(async move {
-        match on_upgrade.await {
-            Ok(upgraded) => {
-                let socket = WebSocketStream::from_raw_socket(
-                    TokioIo::new(upgraded),
-                    Role::Server,
-                    Some(config),
-                )
-                .await;
-                serve_socket(service, handshake, socket).await;
-            }
-            Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
-        }
-    });
-    response
-}
-
-async fn serve_socket<S>(
-    service: Arc<NotifyService>,
-    handshake: stomp::Handshake,
-    socket: WebSocketStream<S>,
-) where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
-{
-    let (sink, stream) = socket.split();
-    let incoming = stream.filter_map(|msg| {
-        future::ready(match msg {
-            Ok(Message::Text(t)) => Some(Inbound::Text(t.as_str().to_owned())),
-            Ok(Message::Binary(b)) => Some(Inbound::Binary(b)),
-            Ok(Message::Ping(_)) | Ok(Message::Pong(_)) => Some(Inbound::Ping),
-            // Raw frames are never yielded when reading; axum skips them too.
-            Ok(Message::Frame(_)) => None,
-            Ok(Message::Close(_)) | Err(_) => Some(Inbound::Close),
-        })
-    });
-    let outgoing = sink.with(|out: Outbound| {
-        future::ready(Ok::<_, tungstenite::Error>(match out {
-            Outbound::Text(t) => Message::Text(t.into()),
-            Outbound::Close { code, reason } => Message::Close(Some(CloseFrame {
-                code: code.into(),
-                reason: reason.into(),
-            })),
-        }))
-    });
-    stomp::run_session(service, handshake, Box::pin(incoming), Box::pin(outgoing)).await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn api_routes_match_like_axum() {
-        for p in [
-            "/api/notifications",
-            "/api/notifications/unread-count",
-            "/api/notifications/read-all",
-            "/api/notifications/n_1/read",
-            "/api/notifications//read",
-            "/api/events",
-            "/api/stream",
-            "/health/live",
-            "/health/ready",
-            "/metrics",
-        ] {
-            assert!(is_api_route(p), "{p}");
-        }
-        for p in [
-            "/",
-            "/notify",
-            "/health/live/",
-            "/api/notifications/",
-            "/api/notifications/a/b/read",
-            "/api",
-            "/metricsx",
-        ] {
-            assert!(!is_api_route(p), "{p}");
-        }
-    }
-
-    #[test]
-    fn default_buffers_are_valid_for_tungstenite() {
-        let b = WsBuffers::default();
-        assert!(b.max_write > b.write);
-        let c = ws_config(b);
-        assert_eq!(c.read_buffer_size, b.read);
-        assert_eq!(c.max_message_size, Some(1024 * 1024));
     }
 }

@@ -1,0 +1,102 @@
+//! Running a STOMP session over a connection upgraded by hand, with tungstenite: for
+//! adapters whose framework cannot set tungstenite's buffer sizes (warp's `Ws`), or that
+//! have no WebSocket support of their own.
+
+use bytes::Bytes;
+use futures::{future, SinkExt, StreamExt};
+use http::{header, HeaderValue, Response, StatusCode};
+use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::WebSocketStream;
+
+use super::Upgrade;
+use crate::api::ApiBody;
+use crate::service::NotifyService;
+use crate::stomp::{self, Inbound, Outbound, WsBuffers};
+
+/// tungstenite's configuration for `buffers`.
+pub fn websocket_config(b: WsBuffers) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(b.read)
+        .write_buffer_size(b.write)
+        .max_write_buffer_size(b.max_write)
+        .max_message_size(Some(b.max_message))
+        .max_frame_size(Some(b.max_message))
+}
+
+impl Upgrade {
+    /// The `101 Switching Protocols` answer: the accept key and the chosen sub-protocol.
+    pub fn switching_protocols(&self) -> Response<ApiBody> {
+        let mut response = Response::new(ApiBody::Full(Bytes::new()));
+        *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        let h = response.headers_mut();
+        h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        // Base64 of a SHA-1 digest: always a valid header value.
+        if let Ok(accept) = HeaderValue::from_str(&derive_accept_key(self.key.as_bytes())) {
+            h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+        }
+        if let Some(p) = self.protocol {
+            h.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(p));
+        }
+        response
+    }
+}
+
+/// Runs one STOMP session over `io`, a connection the server already switched to the
+/// WebSocket protocol (after [`Upgrade::switching_protocols`]).
+pub async fn serve_upgraded<S>(
+    service: Arc<NotifyService>,
+    upgrade: Upgrade,
+    io: S,
+    buffers: WsBuffers,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let socket =
+        WebSocketStream::from_raw_socket(io, Role::Server, Some(websocket_config(buffers))).await;
+    let (sink, stream) = socket.split();
+    let incoming = stream.filter_map(|msg| {
+        future::ready(match msg {
+            Ok(Message::Text(t)) => Some(Inbound::Text(t.as_str().to_owned())),
+            Ok(Message::Binary(b)) => Some(Inbound::Binary(b)),
+            Ok(Message::Ping(_)) | Ok(Message::Pong(_)) => Some(Inbound::Ping),
+            // Raw frames are never yielded when reading; axum skips them too.
+            Ok(Message::Frame(_)) => None,
+            Ok(Message::Close(_)) | Err(_) => Some(Inbound::Close),
+        })
+    });
+    let outgoing = sink.with(|out: Outbound| {
+        future::ready(Ok::<_, tungstenite::Error>(match out {
+            Outbound::Text(t) => Message::Text(t.into()),
+            Outbound::Close { code, reason } => Message::Close(Some(CloseFrame {
+                code: code.into(),
+                reason: reason.into(),
+            })),
+        }))
+    });
+    stomp::run_session(
+        service,
+        upgrade.handshake,
+        Box::pin(incoming),
+        Box::pin(outgoing),
+    )
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_buffers_are_valid_for_tungstenite() {
+        let b = WsBuffers::default();
+        assert!(b.max_write > b.write);
+        let c = websocket_config(b);
+        assert_eq!(c.read_buffer_size, b.read);
+        assert_eq!(c.max_message_size, Some(1024 * 1024));
+    }
+}
