@@ -14,7 +14,7 @@ import {
 } from 'vue'
 import type { NotifyClient } from './client/client'
 import { resolveLocale, translate, type Locale, type MessageKey } from './client/i18n'
-import { safeLink } from './client/links'
+import { followLink, type ResolvedLink } from './client/links'
 import type { Notification, NotifyState } from './client/types'
 
 /** What the Vue plugin provides to every component. */
@@ -28,6 +28,8 @@ export interface NotifyBellContext {
   client: NotifyClient
   locale: ComputedRef<Locale>
   activate: (n: Notification) => void
+  /** Shows the settings panel in the bell's dialog (absent: the bell has no settings). */
+  openSettings?: () => void
 }
 
 export const NOTIFY_KEY: InjectionKey<NotifyPluginContext> = Symbol('notify')
@@ -82,26 +84,28 @@ export function useNow(ms = 30_000): Ref<number> {
 
 /**
  * Clicking a notification: mark it read, dispatch a cancelable `notify-click` CustomEvent
- * (detail `{ notification, link }`) on `target`, and follow the link unless a listener called
- * `preventDefault()`. Returns true when it navigated.
+ * (detail `{ notification, link, external }`; `link` is null for a link the widget refuses) on
+ * `target`, and follow the link unless a listener called `preventDefault()`: same-origin links
+ * in this tab, other origins in a new tab without opener or referrer. Returns true when it
+ * navigated.
  */
 export function activateNotification(
   client: NotifyClient,
   n: Notification,
   target: EventTarget | null | undefined,
-  navigate: (url: string) => void = (url) => window.location.assign(url),
+  navigate: (link: ResolvedLink) => void = (link) => followLink(link),
 ): boolean {
   if (!n.read) void client.markRead(n.id)
-  const link = safeLink(n.link)
+  const resolved = client.resolveLink(n.link)
   const ev = new CustomEvent('notify-click', {
-    detail: { notification: n, link },
+    detail: { notification: n, link: resolved?.url ?? null, external: resolved?.external ?? false },
     cancelable: true,
     bubbles: true,
     composed: true,
   })
   const proceed = target ? target.dispatchEvent(ev) : true
-  if (proceed && link) {
-    navigate(link)
+  if (proceed && resolved) {
+    navigate(resolved)
     return true
   }
   return false

@@ -16,6 +16,9 @@ const NotifyBellHost = defineComponent({
   name: 'NotifyBellElement',
   props: {
     server: { type: String, default: null },
+    servers: { type: String, default: null },
+    linkOrigins: { type: String, default: null },
+    noSettings: { type: Boolean, default: false },
     token: { type: String, default: null },
     tokenProvider: { type: Function as PropType<TokenProvider>, default: null },
     locale: { type: String, default: null },

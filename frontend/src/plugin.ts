@@ -2,6 +2,7 @@ import { computed, shallowRef, type App, type Plugin } from 'vue'
 import { createNotifyClient, type NotifyClient, type NotifyClientOptions } from './client/client'
 import NotifyBell from './components/NotifyBell.vue'
 import NotifyInbox from './components/NotifyInbox.vue'
+import { NotifySettings } from './components/settings-async'
 import NotifyToasts from './components/NotifyToasts.vue'
 import { injectClient, NOTIFY_KEY, useClientState } from './context'
 
@@ -12,7 +13,7 @@ export interface NotifyPluginOptions extends NotifyClientOptions {
   locale?: string | null
   /** Start loading and connecting at install (default true in a browser). */
   autoStart?: boolean
-  /** Register NotifyBell, NotifyInbox and NotifyToasts globally (default true). */
+  /** Register NotifyBell, NotifyInbox, NotifyToasts and NotifySettings globally (default true). */
   registerComponents?: boolean
 }
 
@@ -29,6 +30,7 @@ export const NotifyPlugin: Plugin<[NotifyPluginOptions?]> = {
       app.component('NotifyBell', NotifyBell)
       app.component('NotifyInbox', NotifyInbox)
       app.component('NotifyToasts', NotifyToasts)
+      app.component('NotifySettings', NotifySettings)
     }
     if (options.autoStart !== false && typeof window !== 'undefined') void client.start()
     if (!options.client) app.onUnmount?.(() => client.stop())

@@ -1,6 +1,6 @@
 import { mount, type VueWrapper } from '@vue/test-utils'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { createNotifyClient, type NotifyClient } from '../src/client/client'
+import { createNotifyClient, type NotifyClient, type NotifyClientOptions } from '../src/client/client'
 import NotifyBell from '../src/components/NotifyBell.vue'
 import { FakeBackend, tokenFor } from './helpers'
 
@@ -8,7 +8,7 @@ const tick = (ms = 0) => vi.advanceTimersByTimeAsync(ms)
 let wrappers: VueWrapper[] = []
 let clients: NotifyClient[] = []
 
-async function setup(be: FakeBackend, props: Record<string, unknown> = {}) {
+async function setup(be: FakeBackend, props: Record<string, unknown> = {}, opts: Partial<NotifyClientOptions> = {}) {
   const client = createNotifyClient({
     server: 'http://notify.test',
     token: tokenFor('alice'),
@@ -17,6 +17,7 @@ async function setup(be: FakeBackend, props: Record<string, unknown> = {}) {
     tabSync: false,
     window: null,
     document: null,
+    ...opts,
   })
   clients.push(client)
   await client.start()
@@ -158,6 +159,86 @@ describe('<NotifyBell>', () => {
     await tick()
     await w.find('.nb-item').trigger('click')
     expect(assign).not.toHaveBeenCalled()
+  })
+
+  it('opens off-site links in a new tab without opener, and refuses origins off the allow-list', async () => {
+    const be = new FakeBackend()
+    be.store({ link: 'https://docs.example/a' })
+    be.store({ link: 'https://evil.example/b' })
+    be.store({ link: '//evil.example/c' })
+    const { w } = await setup(be, {}, { linkOrigins: 'https://docs.example' })
+    const assign = vi.spyOn(window.location, 'assign').mockImplementation(() => {})
+    const open = vi.spyOn(window, 'open').mockImplementation(() => null)
+    const links: unknown[] = []
+    w.element.addEventListener('notify-click', (e: Event) => links.push((e as CustomEvent).detail.link))
+    for (const id of ['n1', 'n2', 'n3']) {
+      await w.find('.nb-bell').trigger('click')
+      await tick()
+      await w.find(`.nb-item[data-id="${id}"]`).trigger('click')
+      await tick()
+      if (w.find('.nb-bell').attributes('aria-expanded') === 'true') await w.find('.nb-bell').trigger('click')
+    }
+    expect(links).toEqual(['https://docs.example/a', null, null])
+    expect(open).toHaveBeenCalledTimes(1)
+    expect(open).toHaveBeenCalledWith('https://docs.example/a', '_blank', 'noopener,noreferrer')
+    expect(assign).not.toHaveBeenCalled()
+  })
+
+  it('settings: the gear opens the panel, which loads, saves, and shows the server\'s field error', async () => {
+    const be = new FakeBackend()
+    be.prefs = { muted_types: ['marketing.*'], tz: 'Asia/Seoul', quiet_hours: null, email: { enabled: true, min_priority: 'normal', after_s: 900 }, digest: { enabled: false, at: '09:00' } }
+    const { w } = await setup(be)
+    await w.find('.nb-bell').trigger('click')
+    await tick()
+    const gear = w.find('.nb-settings-btn')
+    expect(gear.attributes('aria-label')).toBe('Notification settings')
+    await gear.trigger('click')
+    await vi.dynamicImportSettled() // the panel is loaded on demand
+    await tick()
+    expect(w.find('.nb-panel').attributes('aria-labelledby')).toBe(w.find('.nb-settings h2').attributes('id'))
+    expect(document.activeElement).toBe(w.find('.nb-settings h2').element)
+    const muted = w.find('textarea')
+    expect((muted.element as HTMLTextAreaElement).value).toBe('marketing.*')
+    expect(w.find(`label[for="${muted.attributes('id')}"]`).text()).toBe('Muted types')
+    expect((w.find('input[type="number"]').element as HTMLInputElement).value).toBe('15')
+    await muted.setValue('marketing.*\nsocial.like')
+    await w.find('.nb-fieldset input[type="checkbox"]').setValue(true) // quiet hours on
+    await w.find('form').trigger('submit')
+    await tick()
+    expect(be.prefs).toMatchObject({ muted_types: ['marketing.*', 'social.like'], quiet_hours: { from: '22:00', to: '07:00' }, email: { after_s: 900 } })
+    expect(w.find('[role="status"].nb-save-state').text()).toBe('Saved')
+    // the server refuses a field: it is marked invalid, described, announced and focused
+    const tz = w.find('select')
+    await tz.setValue('UTC')
+    be.prefsReject = { field: 'quiet_hours.to', message: 'must differ from quiet_hours.from' }
+    await w.find('form').trigger('submit')
+    await tick()
+    const to = w.findAll('input[type="time"]')[1]!
+    expect(to.attributes('aria-invalid')).toBe('true')
+    const err = w.find(`#${to.attributes('aria-describedby')}`)
+    expect(err.text()).toBe('must differ from quiet_hours.from')
+    expect(w.find('[role="alert"]').text()).toContain('must differ from quiet_hours.from')
+    expect(document.activeElement).toBe(to.element)
+    // back to the inbox, focus on the gear
+    await w.find('.nb-back').trigger('click')
+    await tick()
+    expect(w.find('.nb-inbox').exists()).toBe(true)
+    expect(document.activeElement).toBe(w.find('.nb-settings-btn').element)
+  })
+
+  it('no toasts during quiet hours (in the user\'s time zone); the badge still counts', async () => {
+    const be = new FakeBackend()
+    // 2026-01-01T00:10Z is 09:10 in Seoul
+    be.prefs = { muted_types: [], tz: 'Asia/Seoul', quiet_hours: { from: '09:00', to: '10:00' }, email: { enabled: false, min_priority: 'high', after_s: 600 }, digest: { enabled: false, at: '09:00' } }
+    const { w, client } = await setup(be, {}, { loadPreferences: true })
+    be.publish({ title: 'Quiet one' })
+    await tick(50)
+    expect(w.find('.nb-toast').exists()).toBe(false)
+    expect(w.find('.nb-badge').text()).toBe('1')
+    await client.savePreferences({ ...client.preferences!, quiet_hours: null })
+    be.publish({ title: 'Loud one' })
+    await tick(50)
+    expect(w.find('.nb-toast').text()).toContain('Loud one')
   })
 
   it('mark all read clears the badge', async () => {

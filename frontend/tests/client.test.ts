@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { createNotifyClient, type NotifyClient, type NotifyClientOptions } from '../src/client/client'
+import { createNotifyClient, serverList, type NotifyClient, type NotifyClientOptions } from '../src/client/client'
 import type { NewNotificationEvent } from '../src/client/types'
 import { channelBus, FakeBackend, tokenFor } from './helpers'
 
@@ -16,6 +16,7 @@ function make(be: FakeBackend, opts: Partial<NotifyClientOptions> = {}): NotifyC
     window: null,
     document: null,
     reconnect: { baseMs: 1000, maxMs: 30000, jitter: 0 },
+    loadPreferences: false,
     ...opts,
   })
   clients.push(c)
@@ -55,7 +56,10 @@ describe('createNotifyClient', () => {
     expect(c.state.unreadCount).toBe(1)
     expect(c.state.loaded).toBe(true)
     expect(be.lastConn!.params.since).toBe('c000002')
-    expect(be.lastConn!.params.url).toBe(`ws://notify.test/notify?access_token=${be.lastConn!.params.token}`)
+    // no token in any URL: REST sends `Authorization`, STOMP the CONNECT header (params.token)
+    expect(be.lastConn!.params.url).toBe('ws://notify.test/notify')
+    expect(be.lastConn!.params.token).toBeTruthy()
+    expect(be.requests.every((r) => !r.url.includes('access_token'))).toBe(true)
     expect(states).toEqual(['connecting', 'live'])
   })
 
@@ -267,7 +271,7 @@ describe('createNotifyClient', () => {
     expect(provider).toHaveBeenCalledTimes(2)
     expect(c.state.connection).toBe('live')
     expect(be.lastConn!.params.token).toMatch(/\.2$/)
-    expect(be.lastConn!.params.url).toContain('access_token=')
+    expect(be.lastConn!.params.url).not.toContain('access_token')
   })
 
   it('refreshes the token before exp so reconnects and REST use a valid one', async () => {
@@ -503,5 +507,109 @@ describe('several tabs', () => {
     await a.markRead('n1')
     await tick(500)
     expect(b.state.items.find((n) => n.id === 'n1')!.read).toBe(false)
+  })
+})
+
+describe('several servers (primary/secondary)', () => {
+  /** Two instances over one shared store, as in a cluster: same ids and cursors on both. */
+  function cluster() {
+    const a = new FakeBackend()
+    const b = new FakeBackend()
+    b.items = a.items
+    b.read = a.read
+    const pick = (url: string) => (new URL(url).host === 'a.test' ? a : b)
+    return {
+      a,
+      b,
+      opts: {
+        servers: ['http://a.test', 'http://b.test'],
+        fetch: (u: string, init?: RequestInit) => pick(u).fetch(u, init),
+        connectionFactory: ((p, h) => pick(p.url).factory(p, h)) as NotifyClientOptions['connectionFactory'],
+      } satisfies Partial<NotifyClientOptions>,
+    }
+  }
+
+  it('moves to the next server at once when the one in use dies, resuming with since: no gap, no repeat', async () => {
+    const { a, b, opts } = cluster()
+    a.store()
+    const c = make(a, { ...opts, reconnect: { baseMs: 30_000, jitter: 0 } })
+    const seen = newEvents(c)
+    await c.start()
+    await tick()
+    expect(c.state.connection).toBe('live')
+    expect(a.live).toHaveLength(1)
+    a.publish()
+    expect(c.server).toBe('http://a.test/')
+    // instance A dies; B keeps storing (and would push) meanwhile
+    a.down = true
+    a.killAll()
+    a.store() // the shared store keeps filling (B's consumer stores them)
+    a.store()
+    await tick(600) // well under the 30 s backoff: the fail-over does not wait for it
+    expect(c.state.connection).toBe('live')
+    expect(b.live).toHaveLength(1)
+    expect(b.lastConn!.params.url).toBe('ws://b.test/notify')
+    expect(b.lastConn!.params.since).toBe('c000002')
+    expect(c.server).toBe('http://b.test/')
+    await tick()
+    expect(c.state.items.map((n) => n.id)).toEqual(['n4', 'n3', 'n2', 'n1'])
+    expect(c.state.unreadCount).toBe(4)
+    expect(seen.map((e) => e.notification.id)).toEqual(['n2', 'n3', 'n4'])
+    // REST follows the socket to B
+    await c.markRead('n4')
+    expect(b.requests.at(-1)).toMatchObject({ method: 'POST', url: '/api/notifications/n4/read' })
+  })
+
+  it('waits with the backoff only after every server failed in a row', async () => {
+    const { a, b, opts } = cluster()
+    const urls: string[] = []
+    const c = make(a, {
+      ...opts,
+      reconnect: { baseMs: 5_000, jitter: 0 },
+      connectionFactory: (p, h) => {
+        urls.push(new URL(p.url).host)
+        return opts.connectionFactory!(p, h)
+      },
+    })
+    await c.start()
+    await tick()
+    a.down = true
+    b.down = true
+    a.killAll()
+    await tick(600) // a died -> b at once (fails)
+    expect(urls).toEqual(['a.test', 'b.test'])
+    await tick(4000)
+    expect(urls).toHaveLength(2) // both failed: backoff 5 s before the next round
+    b.down = false
+    await tick(1700) // next round: a (still down), then b at once
+    expect(urls).toEqual(['a.test', 'b.test', 'a.test', 'b.test'])
+    expect(c.state.connection).toBe('live')
+  })
+
+  it('serverList reads arrays and attribute strings', () => {
+    expect(serverList({ servers: 'https://a.example, https://b.example' as never })).toEqual(['https://a.example', 'https://b.example'])
+    expect(serverList({ server: 'https://x.example', servers: [] })).toEqual(['https://x.example'])
+    expect(serverList({})).toEqual([''])
+  })
+})
+
+describe('preferences', () => {
+  it('loads at start, reports quiet hours in the user\'s zone, saves, and surfaces 400 field errors', async () => {
+    const be = new FakeBackend()
+    be.prefs = { muted_types: [], tz: 'Asia/Seoul', quiet_hours: { from: '22:00', to: '07:00' }, email: { enabled: false, min_priority: 'high', after_s: 600 }, digest: { enabled: false, at: '09:00' } }
+    const c = make(be, { loadPreferences: true })
+    await c.start()
+    await tick()
+    expect(be.requests.some((r) => r.method === 'GET' && r.url === '/api/preferences')).toBe(true)
+    expect(c.preferences?.tz).toBe('Asia/Seoul')
+    expect(c.isQuietNow(Date.parse('2026-11-29T14:30:00Z'))).toBe(true) // 23:30 KST
+    expect(c.isQuietNow(Date.parse('2026-11-29T03:00:00Z'))).toBe(false) // 12:00 KST
+    const saved = await c.savePreferences({ ...c.preferences!, muted_types: ['marketing.*'], quiet_hours: null })
+    expect(saved.muted_types).toEqual(['marketing.*'])
+    expect(c.preferences?.quiet_hours).toBeNull()
+    const put = be.requests.at(-1)!
+    expect(put).toMatchObject({ method: 'PUT', url: '/api/preferences' })
+    await expect(c.savePreferences({ ...saved, tz: 'Mars/Olympus' })).rejects.toMatchObject({ status: 400, field: 'tz', code: 'invalid_input' })
+    expect(c.preferences?.tz).toBe('Asia/Seoul')
   })
 })

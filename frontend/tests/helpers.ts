@@ -63,6 +63,10 @@ export class FakeBackend {
   /** Hold REST answers until released (to provoke races). */
   hold: Promise<void> | null = null
   failReads = false
+  /** Stored preferences (contract section 5a); null: never saved. */
+  prefs: Record<string, unknown> | null = null
+  /** Refuse the next preference writes with a 400 naming this field. */
+  prefsReject: { field: string; message: string } | null = null
 
   publish(over: Partial<Notification> = {}, seq = ++this.seq): Notification {
     this.seq = Math.max(this.seq, seq)
@@ -143,6 +147,15 @@ export class FakeBackend {
       if (!this.items.some((n) => n.id === id)) return json(404, { error: { code: 'not_found', message: 'no' } })
       this.read.add(id)
       return new Response(null, { status: 204 })
+    }
+    if (url.pathname === '/api/preferences') {
+      if (method === 'GET') return json(200, this.prefs ?? {})
+      if (this.prefsReject) return json(400, { error: { code: 'invalid_input', ...this.prefsReject } })
+      const body = JSON.parse(String(init.body ?? '{}'))
+      if (typeof body.tz !== 'string' || !body.tz.includes('/') && body.tz !== 'UTC' || body.tz.startsWith('Mars/'))
+        return json(400, { error: { code: 'invalid_input', message: 'not an IANA time zone', field: 'tz' } })
+      this.prefs = body
+      return json(200, body)
     }
     if (method === 'POST' && url.pathname === '/api/notifications/read-all') {
       for (const n of this.items) this.read.add(n.id)

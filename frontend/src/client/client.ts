@@ -1,23 +1,25 @@
-import { Backoff, type BackoffOptions } from './backoff'
+import type { BackoffOptions } from './backoff'
+import { LiveConnection } from './connection'
+import { Emitter, type Handler } from './emitter'
+import { Inbox, toNotifyError } from './inbox'
 import { tokenSubject } from './jwt'
-import { normalizeBase, RestApi, websocketUrl, NotifyRequestError, type FetchLike } from './rest'
-import { NotificationStore } from './store'
-import { broadcastChannelFactory, channelName, TabSync, type ChannelFactory, type TabMessage } from './tabsync'
+import { normalizeOrigins, resolveLink, type ResolvedLink } from './links'
+import { inQuietHours, type Preferences } from './preferences'
+import { normalizeBase, RestApi, websocketUrl, type FetchLike } from './rest'
+import { broadcastChannelFactory, channelName, TabSync, type ChannelFactory } from './tabsync'
 import { TokenManager } from './token'
-import { stompConnection, type Connection, type ConnectionFactory } from './transport'
-import type {
-  ConnectionState,
-  NewNotificationEvent,
-  Notification,
-  NotificationSource,
-  NotifyError,
-  NotifyState,
-  TokenProvider,
-} from './types'
+import { stompConnection, workerHeartbeatsUsable, type ConnectionFactory } from './transport'
+import type { ConnectionState, NewNotificationEvent, NotifyError, NotifyState, TokenProvider } from './types'
 
 export interface NotifyClientOptions {
   /** Base URL of the notify server (`https://notify.example.com`); empty or absent: same origin. */
   server?: string | null
+  /**
+   * Several servers, primary first (e.g. two instances behind different names). When the one
+   * in use fails, the client moves to the next at once and resumes with `since`; it waits
+   * (backoff) only after every server failed in a row. Overrides `server`.
+   */
+  servers?: readonly string[] | null
   /** A JWT. With `tokenProvider` too, it is the first token and the provider refreshes it. */
   token?: string | null
   /** Asked for a token before the current one expires (JWT `exp`) and after an auth error. */
@@ -34,8 +36,21 @@ export interface NotifyClientOptions {
   connectTimeoutMs?: number
   /** A connection that stays up this long resets the backoff (default 10000 ms). */
   healthyAfterMs?: number
+  /**
+   * Send heart-beats from a Worker so that a hidden tab keeps its session (default true; falls
+   * back to page timers where the page's CSP forbids `blob:` workers).
+   */
+  heartbeatWorker?: boolean
   /** Keep tabs of the same user in sync through BroadcastChannel (default true). */
   tabSync?: boolean
+  /**
+   * Origins (`https://docs.example`) that notification links may lead to besides the page's
+   * own. Unset: any http(s) origin, opened in a new tab without opener or referrer. Set (even
+   * empty): links to other origins are not followed.
+   */
+  linkOrigins?: readonly string[] | string | null
+  /** Load the user's preferences at start (quiet hours silence toasts). Default true. */
+  loadPreferences?: boolean
   /** Injection points (tests, non-browser hosts). */
   fetch?: FetchLike
   connectionFactory?: ConnectionFactory
@@ -50,9 +65,8 @@ type EventMap = {
   connection: ConnectionState
   error: NotifyError
   change: NotifyState
+  preferences: Preferences
 }
-
-type Handler<T> = (value: T) => void
 
 /** The framework-free client: state, live updates and actions for one user's notifications. */
 export interface NotifyClient {
@@ -60,6 +74,10 @@ export interface NotifyClient {
   readonly state: NotifyState
   /** The user (`sub` of the token), once known. */
   readonly user: string | null
+  /** The user's preferences, once loaded (`loadPreferences()` or at start). */
+  readonly preferences: Preferences | null
+  /** The base URL of the server in use (changes on fail-over). */
+  readonly server: string
   /** Loads the inbox and connects. Safe to call twice. */
   start(): Promise<void>
   /** Disconnects and stops all timers; `start()` again resumes. */
@@ -74,81 +92,106 @@ export interface NotifyClient {
   loadMore(): Promise<void>
   markRead(id: string | readonly string[]): Promise<void>
   markAllRead(): Promise<void>
+  /** `GET /api/preferences`. */
+  loadPreferences(): Promise<Preferences>
+  /** `PUT /api/preferences`; rejects with a `NotifyRequestError` whose `field` names a refused input. */
+  savePreferences(prefs: Preferences): Promise<Preferences>
+  /** True while the user's quiet hours (in their time zone) are on: no toasts. */
+  isQuietNow(now?: number): boolean
+  /** Where a notification's link leads, or null when the widget must not follow it. */
+  resolveLink(link: string | null | undefined): ResolvedLink | null
   setToken(token: string | null | undefined): void
   setTokenProvider(provider: TokenProvider | null | undefined): void
   /** Reconnect now (skipping any backoff wait) if not connected. */
   reconnect(): void
 }
 
-const AUTH_ERROR = /unauthori|authenticat|token|expired|jwt|\b401\b|forbidden|credential/i
-
 export function createNotifyClient(options: NotifyClientOptions = {}): NotifyClient {
   return new NotifyClientImpl(options)
 }
 
+/** Splits `servers` (array, or a comma/space separated string from an attribute) and falls back to `server`. */
+export function serverList(opts: Pick<NotifyClientOptions, 'server' | 'servers'>): string[] {
+  const raw = opts.servers as readonly string[] | string | null | undefined
+  const list = (typeof raw === 'string' ? raw.split(/[\s,]+/) : (raw ?? [])).map((s) => s.trim()).filter(Boolean)
+  return list.length ? list : [opts.server || '']
+}
+
+/**
+ * Wires the inbox (REST pages, read state, other tabs) to the live connection (STOMP, reconnects,
+ * fail-over) and to the page (online, visibility, back/forward cache), and publishes one state.
+ */
 class NotifyClientImpl implements NotifyClient {
   private readonly opts: NotifyClientOptions
-  private readonly base: string
-  private readonly server: string | null
+  private readonly bases: string[]
   private readonly tokens: TokenManager
   private readonly rest: RestApi
-  private readonly store = new NotificationStore()
-  private readonly backoff: Backoff
+  private readonly inbox: Inbox
+  private readonly live: LiveConnection
   private readonly tabs: TabSync
-  private readonly connect_: ConnectionFactory
+  private readonly events = new Emitter<EventMap>()
   private readonly win: NotifyClientOptions['window']
   private readonly doc: NotifyClientOptions['document']
-
-  private listeners: { [K in keyof EventMap]: Set<Handler<EventMap[K]>> } = {
-    notification: new Set(),
-    connection: new Set(),
-    error: new Set(),
-    change: new Set(),
-  }
+  private readonly links: string[] | null
 
   private _user: string | null = null
+  private _preferences: Preferences | null = null
   private started = false
-  private conn: Connection | null = null
-  private attempt = 0
-  private connecting = false
-  private everLive = false
-  private connection: ConnectionState = 'idle'
-  private retryTimer: ReturnType<typeof setTimeout> | null = null
-  private healthyTimer: ReturnType<typeof setTimeout> | null = null
-  private resyncTimer: ReturnType<typeof setTimeout> | null = null
+  private serverIndex = 0
   private hiddenAt: number | null = null
-  private authRejected = false
-
-  private loading = false
-  private loadingMore = false
-  private loaded = false
-  private error: NotifyError | null = null
-  private refreshing: Promise<void> | null = null
-  private refreshAgain = false
-
-  /** Bumped when a read change starts and when it settles; a page fetched across a bump has a stale count. */
-  private mutationSeq = 0
-  private inflightMutations = 0
-  private resyncAfterMutations = false
-
   private snapshot: NotifyState
 
   constructor(opts: NotifyClientOptions) {
     this.opts = opts
-    this.server = opts.server || null
-    this.base = normalizeBase(this.server)
+    this.bases = serverList(opts).map((s) => normalizeBase(s || null))
+    this.links = normalizeOrigins(opts.linkOrigins)
     this.tokens = new TokenManager({
       token: opts.token,
       provider: opts.tokenProvider,
       onToken: (t) => this.onTokenChanged(t),
     })
     const f: FetchLike = opts.fetch ?? ((input, init) => fetch(input, init))
-    this.rest = new RestApi(this.base, this.tokens, f)
-    this.backoff = new Backoff(opts.reconnect)
-    this.connect_ = opts.connectionFactory ?? stompConnection
+    this.rest = new RestApi(() => this.server, this.tokens, f)
     this.tabs = new TabSync(
       opts.tabSync === false ? () => null : (opts.channelFactory ?? broadcastChannelFactory),
-      (m) => this.onTabMessage(m),
+      (m) => this.inbox.onTabMessage(m),
+    )
+    this.inbox = new Inbox(this.rest, this.tabs, Math.min(200, Math.max(1, opts.pageSize ?? 20)), {
+      running: () => this.started,
+      changed: () => this.emitChange(),
+      arrived: (e) => this.events.emit('notification', e),
+      error: (e) => this.events.emit('error', e),
+    })
+    const useWorker = opts.heartbeatWorker !== false && !opts.connectionFactory
+    this.live = new LiveConnection(
+      {
+        urls: this.bases.map((b) => websocketUrl(b)),
+        tokens: this.tokens,
+        factory: opts.connectionFactory ?? stompConnection,
+        reconnect: opts.reconnect,
+        offlineAfterAttempts: opts.offlineAfterAttempts,
+        heartbeatMs: opts.heartbeatMs,
+        connectTimeoutMs: opts.connectTimeoutMs,
+        healthyAfterMs: opts.healthyAfterMs,
+        heartbeatInWorker: useWorker ? () => workerHeartbeatsUsable() : undefined,
+      },
+      {
+        since: () => this.inbox.store.lastCursor,
+        forgetSince: () => (this.inbox.store.lastCursor = null),
+        user: (sub) => this.setUser(sub),
+        live: ({ first, since }) => {
+          // Read state and counts may have changed while disconnected, and with no cursor
+          // there is a window between the page load and the subscription: close it.
+          if (!first || !this.inbox.loaded || since == null) void this.inbox.refresh()
+        },
+        notification: (n) => this.inbox.ingest(n, 'live'),
+        state: (s) => {
+          this.emitChange()
+          this.events.emit('connection', s)
+        },
+        error: (e) => this.events.emit('error', e),
+        serverChanged: (i) => (this.serverIndex = i),
+      },
     )
     this.win = opts.window !== undefined ? opts.window : typeof window !== 'undefined' ? window : null
     this.doc = opts.document !== undefined ? opts.document : typeof document !== 'undefined' ? document : null
@@ -166,15 +209,21 @@ class NotifyClientImpl implements NotifyClient {
     return this._user
   }
 
+  get preferences(): Preferences | null {
+    return this._preferences
+  }
+
+  get server(): string {
+    return this.bases[this.serverIndex] ?? this.bases[0]!
+  }
+
   subscribe(fn: (state: NotifyState) => void): () => void {
     fn(this.snapshot)
     return this.on('change', fn)
   }
 
   on<K extends keyof EventMap>(event: K, fn: Handler<EventMap[K]>): () => void {
-    const set = this.listeners[event] as Set<Handler<EventMap[K]>>
-    set.add(fn)
-    return () => set.delete(fn)
+    return this.events.on(event, fn)
   }
 
   async start(): Promise<void> {
@@ -186,268 +235,93 @@ class NotifyClientImpl implements NotifyClient {
     } catch {
       /* the provider failed; refresh/connect below report and retry */
     }
-    await this.refresh()
+    if (this.opts.loadPreferences !== false) void this.loadPreferences().catch(() => {})
+    await this.inbox.refresh()
     if (!this.started) return
-    void this.connect()
+    this.live.start()
   }
 
   stop(): void {
     if (!this.started) return
     this.started = false
     this.detachWindow()
-    this.dropConnection()
-    this.clearTimer('retryTimer')
-    this.clearTimer('resyncTimer')
+    this.live.stop()
+    this.inbox.stop()
     this.tabs.leave()
     this._user = null
-    this.everLive = false
-    this.setConnection('idle')
   }
 
   refresh(): Promise<void> {
-    if (this.refreshing) {
-      this.refreshAgain = true
-      return this.refreshing
-    }
-    const run = async (): Promise<void> => {
-      const seq = this.mutationSeq
-      if (!this.loaded) {
-        this.loading = true
-        this.emitChange()
-      }
-      try {
-        const sentAt = this.store.mark()
-        const page = await this.rest.page({ limit: this.pageSize })
-        const trusted = seq === this.mutationSeq && this.inflightMutations === 0
-        this.store.applyFirstPage(page, trusted, sentAt)
-        if (!trusted) this.wantResyncAfterMutations()
-        this.loaded = true
-        this.error = null
-      } catch (e) {
-        this.fail(e)
-      } finally {
-        this.loading = false
-        this.emitChange()
-      }
-    }
-    const p = (async () => {
-      try {
-        await run()
-        while (this.refreshAgain && this.started) {
-          this.refreshAgain = false
-          await run()
-        }
-      } finally {
-        this.refreshing = null
-        this.refreshAgain = false
-      }
-    })()
-    this.refreshing = p
-    return p
+    return this.inbox.refresh()
   }
 
-  async loadMore(): Promise<void> {
-    if (this.loadingMore || !this.store.hasMore || !this.store.olderCursor) return
-    this.loadingMore = true
-    this.emitChange()
+  loadMore(): Promise<void> {
+    return this.inbox.loadMore()
+  }
+
+  markRead(idOrIds: string | readonly string[]): Promise<void> {
+    return this.inbox.markRead(typeof idOrIds === 'string' ? [idOrIds] : [...idOrIds])
+  }
+
+  markAllRead(): Promise<void> {
+    return this.inbox.markAllRead()
+  }
+
+  async loadPreferences(): Promise<Preferences> {
     try {
-      const page = await this.rest.page({ limit: this.pageSize, before: this.store.olderCursor })
-      this.store.applyOlderPage(page)
+      return this.setPreferences(await this.rest.preferences())
     } catch (e) {
-      this.fail(e)
-    } finally {
-      this.loadingMore = false
-      this.emitChange()
+      this.events.emit('error', toNotifyError(e))
+      throw e
     }
   }
 
-  async markRead(idOrIds: string | readonly string[]): Promise<void> {
-    const ids = typeof idOrIds === 'string' ? [idOrIds] : [...idOrIds]
-    const unknown = new Set(this.store.unknownIds(ids))
-    const changed = this.store.markRead(ids)
-    const toSend = ids.filter((id) => changed.includes(id) || unknown.has(id))
-    if (toSend.length === 0) return
-    this.emitChange()
-    this.tabs.post({ t: 'read', ids: toSend })
-    this.beginMutation()
-    let failed: string[] = []
-    try {
-      const results = await Promise.allSettled(toSend.map((id) => this.rest.markRead(id)))
-      failed = toSend.filter((_, i) => results[i]!.status === 'rejected')
-      const firstError = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
-      if (failed.length) {
-        this.store.revertRead(failed)
-        this.fail(firstError?.reason, false)
-      }
-    } finally {
-      this.tabs.post({ t: 'read-done', ids: toSend, ok: failed.length === 0 })
-      this.endMutation()
-      this.emitChange()
-    }
+  async savePreferences(prefs: Preferences): Promise<Preferences> {
+    return this.setPreferences(await this.rest.savePreferences(prefs))
   }
 
-  async markAllRead(): Promise<void> {
-    const { cutoff, previous, changed } = this.store.markAllRead()
-    this.emitChange()
-    this.tabs.post({ t: 'read-all', cutoff })
-    this.beginMutation()
-    let ok = false
-    try {
-      await this.rest.markAllRead()
-      ok = true
-    } catch (e) {
-      this.store.revertReadAll(previous, changed)
-      this.fail(e, false)
-    } finally {
-      this.tabs.post({ t: 'read-all-done', ok })
-      // The server may have marked notifications this client has not received yet: recount.
-      this.resyncAfterMutations = true
-      this.endMutation()
-      this.emitChange()
-    }
+  isQuietNow(now: number = Date.now()): boolean {
+    return inQuietHours(this._preferences, now)
+  }
+
+  resolveLink(link: string | null | undefined): ResolvedLink | null {
+    return resolveLink(link, { allowedOrigins: this.links })
   }
 
   setToken(token: string | null | undefined): void {
     this.tokens.setToken(token)
-    this.kickIfRejected()
+    this.live.tokenReplaced()
   }
 
   setTokenProvider(provider: TokenProvider | null | undefined): void {
     this.tokens.setProvider(provider)
-    this.kickIfRejected()
+    this.live.tokenReplaced()
   }
 
   reconnect(): void {
-    if (!this.started || this.conn || this.connecting) return
-    this.clearTimer('retryTimer')
-    this.backoff.reset()
-    void this.connect()
+    this.live.reconnect()
   }
 
-  // ---- connection --------------------------------------------------------------------------
+  // ---- user and preferences ----------------------------------------------------------------
 
-  private get pageSize(): number {
-    return Math.min(200, Math.max(1, this.opts.pageSize ?? 20))
-  }
-
-  private async connect(): Promise<void> {
-    if (!this.started || this.conn || this.connecting) return
-    this.clearTimer('retryTimer')
-    const myAttempt = ++this.attempt
-    this.connecting = true
-    if (this.connection !== 'offline') this.setConnection(this.everLive ? 'reconnecting' : 'connecting')
-    let token: string | null
-    try {
-      token = await this.tokens.get()
-    } catch (e) {
-      this.connecting = false
-      if (myAttempt !== this.attempt) return
-      this.fail(e, false)
-      this.scheduleReconnect()
-      return
-    }
-    this.connecting = false
-    if (!this.started || myAttempt !== this.attempt || this.conn) return
-    this.setUser(tokenSubject(token))
-    const since = this.store.lastCursor
-    const resyncWhenUp = this.everLive || !this.loaded || since == null
-    let authError = false
-    this.conn = this.connect_(
-      {
-        url: websocketUrl(this.server, token),
-        token,
-        since,
-        heartbeatMs: this.opts.heartbeatMs ?? 10_000,
-        connectTimeoutMs: this.opts.connectTimeoutMs ?? 10_000,
-      },
-      {
-        onConnected: () => {
-          if (myAttempt !== this.attempt) return
-          this.everLive = true
-          this.authRejected = false
-          this.setConnection('live')
-          this.clearTimer('healthyTimer')
-          this.healthyTimer = setTimeout(() => {
-            this.healthyTimer = null
-            this.backoff.reset()
-          }, this.opts.healthyAfterMs ?? 10_000)
-          // Read state and counts may have changed while disconnected, and with no cursor
-          // there is a window between the page load and the subscription: close it.
-          if (resyncWhenUp) void this.refresh()
-        },
-        onNotification: (n) => {
-          if (myAttempt !== this.attempt) return
-          this.store.noteCursor(n.cursor)
-          this.ingest(n, 'live')
-        },
-        onStompError: (message, body) => {
-          if (myAttempt !== this.attempt) return
-          if (AUTH_ERROR.test(message) || AUTH_ERROR.test(body)) {
-            authError = true
-            this.tokens.invalidate()
-            this.emit('error', { kind: 'unauthorized', message: message || 'unauthorized' })
-          } else {
-            // A server that does not know our resume point (e.g. restarted with an empty
-            // store) may refuse it: resubscribe without `since`; the REST resync covers the gap.
-            if (since && /since|cursor/i.test(message)) this.store.lastCursor = null
-            this.emit('error', { kind: 'protocol', message: message || 'STOMP error' })
-          }
-        },
-        onClosed: () => {
-          if (myAttempt !== this.attempt) return
-          this.conn = null
-          this.clearTimer('healthyTimer')
-          if (!this.started) return
-          // A rejected fixed token shows `offline`; retries go on with the backoff (the
-          // message may have been misread), and a new token reconnects at once.
-          if (authError && !this.tokens.hasProvider) this.authRejected = true
-          this.scheduleReconnect()
-        },
-      },
-    )
-  }
-
-  private scheduleReconnect(): void {
-    if (!this.started || this.retryTimer || this.conn) return
-    const delay = this.backoff.next()
-    const browserOffline = typeof navigator !== 'undefined' && navigator.onLine === false
-    const giveUpShowing = this.backoff.attempts > (this.opts.offlineAfterAttempts ?? 6)
-    this.setConnection(browserOffline || giveUpShowing || this.authRejected ? 'offline' : 'reconnecting')
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = null
-      void this.connect()
-    }, delay)
-  }
-
-  private dropConnection(): void {
-    this.attempt++
-    this.connecting = false
-    this.clearTimer('healthyTimer')
-    const c = this.conn
-    this.conn = null
-    c?.close()
-  }
-
-  /** After a token was rejected, a new token (or provider) is tried at once. */
-  private kickIfRejected(): void {
-    const wasRejected = this.authRejected
-    this.authRejected = false
-    if (wasRejected && this.started && !this.conn && !this.connecting) this.reconnect()
+  private setPreferences(p: Preferences): Preferences {
+    this._preferences = p
+    this.events.emit('preferences', p)
+    return p
   }
 
   private onTokenChanged(token: string | null): void {
     const sub = tokenSubject(token)
     if (this._user != null && sub != null && sub !== this._user) {
       // Another user: forget everything of the previous one and start over.
-      this.store.clear()
-      this.loaded = false
+      this.inbox.clear()
+      this._preferences = null
       this.setUser(sub)
       this.emitChange()
       if (this.started) {
-        this.dropConnection()
-        this.clearTimer('retryTimer')
-        this.backoff.reset()
-        void this.refresh().then(() => this.connect())
+        this.live.reset()
+        if (this.opts.loadPreferences !== false) void this.loadPreferences().catch(() => {})
+        void this.inbox.refresh().then(() => this.live.resume())
       }
       return
     }
@@ -457,96 +331,19 @@ class NotifyClientImpl implements NotifyClient {
   private setUser(sub: string | null): void {
     if (sub == null || sub === this._user) return
     this._user = sub
-    this.tabs.join(channelName(this.base, sub))
-  }
-
-  // ---- incoming ----------------------------------------------------------------------------
-
-  private ingest(n: Notification, source: NotificationSource): void {
-    const isNew = this.store.ingest(n)
-    if (isNew && source === 'live') this.tabs.post({ t: 'n', n })
-    this.emitChange()
-    if (isNew && !this.store.get(n.id)?.read) this.emit('notification', { notification: this.store.get(n.id)!, source })
-  }
-
-  private onTabMessage(m: TabMessage): void {
-    if (!this.started) return
-    switch (m.t) {
-      case 'n':
-        this.ingest(m.n, 'tab')
-        break
-      case 'read':
-        if (this.store.markRead(m.ids).length) this.emitChange()
-        break
-      case 'read-done':
-        if (!m.ok) {
-          this.store.revertRead(m.ids)
-          this.emitChange()
-          this.scheduleResync()
-        } else if (this.store.unknownIds(m.ids).length) {
-          // Marked read elsewhere but not known here (older than our pages, or not yet
-          // received): the server's count is the only truth for those.
-          this.scheduleResync()
-        }
-        break
-      case 'read-all':
-        this.store.markAllRead(m.cutoff)
-        this.emitChange()
-        break
-      case 'read-all-done':
-        this.scheduleResync()
-        break
-    }
-  }
-
-  // ---- resync --------------------------------------------------------------------------------
-
-  private scheduleResync(delay = 150): void {
-    if (!this.started) return
-    if (this.inflightMutations > 0) {
-      this.resyncAfterMutations = true
-      return
-    }
-    this.clearTimer('resyncTimer')
-    this.resyncTimer = setTimeout(() => {
-      this.resyncTimer = null
-      void this.refresh()
-    }, delay)
-  }
-
-  private wantResyncAfterMutations(): void {
-    this.resyncAfterMutations = true
-    if (this.inflightMutations === 0) this.flushResyncAfterMutations()
-  }
-
-  private flushResyncAfterMutations(): void {
-    if (!this.resyncAfterMutations) return
-    this.resyncAfterMutations = false
-    this.scheduleResync(0)
-  }
-
-  private beginMutation(): void {
-    this.mutationSeq++
-    this.inflightMutations++
-  }
-
-  private endMutation(): void {
-    this.mutationSeq++
-    this.inflightMutations--
-    if (this.inflightMutations === 0) this.flushResyncAfterMutations()
+    // Keyed by the primary server, so tabs that failed over to different servers still share.
+    this.tabs.join(channelName(this.bases[0]!, sub))
   }
 
   // ---- browser events ---------------------------------------------------------------------
 
   private readonly onOnline = () => {
     if (!this.started) return
-    if (this.conn) this.scheduleResync(0)
-    else this.reconnect()
+    if (this.live.active) this.inbox.scheduleResync(0)
+    else this.live.reconnect()
   }
 
-  private readonly onOffline = () => {
-    if (this.started && this.connection !== 'live') this.setConnection('offline')
-  }
+  private readonly onOffline = () => this.live.browserOffline()
 
   private readonly onVisibility = () => {
     if (!this.started || !this.doc) return
@@ -556,8 +353,8 @@ class NotifyClientImpl implements NotifyClient {
     }
     const wasHiddenFor = this.hiddenAt == null ? 0 : Date.now() - this.hiddenAt
     this.hiddenAt = null
-    if (!this.conn) this.reconnect()
-    else if (wasHiddenFor > 2000) this.scheduleResync(0)
+    if (!this.live.active) this.live.reconnect()
+    else if (wasHiddenFor > 2000) this.inbox.scheduleResync(0)
   }
 
   private readonly onPageShow = (e: Event) => {
@@ -578,55 +375,25 @@ class NotifyClientImpl implements NotifyClient {
     this.doc?.removeEventListener('visibilitychange', this.onVisibility)
   }
 
-  // ---- plumbing -------------------------------------------------------------------------------
-
-  private clearTimer(name: 'retryTimer' | 'healthyTimer' | 'resyncTimer'): void {
-    const t = this[name]
-    if (t) clearTimeout(t)
-    this[name] = null
-  }
-
-  private fail(e: unknown, asLoadError = true): void {
-    const err: NotifyError =
-      e instanceof NotifyRequestError
-        ? { kind: e.kind, status: e.status, message: e.message }
-        : { kind: 'network', message: e instanceof Error ? e.message : String(e) }
-    if (asLoadError) this.error = err
-    this.emit('error', err)
-  }
-
-  private setConnection(s: ConnectionState): void {
-    if (s === this.connection) return
-    this.connection = s
-    this.emitChange()
-    this.emit('connection', s)
-  }
+  // ---- state ------------------------------------------------------------------------------
 
   private buildSnapshot(): NotifyState {
+    const store = this.inbox.store
     return Object.freeze({
-      items: this.store.items,
-      unreadCount: this.store.unreadCount,
-      connection: this.connection,
-      loading: this.loading,
-      loadingMore: this.loadingMore,
-      hasMore: this.store.hasMore,
-      error: this.error,
-      loaded: this.loaded,
+      items: store.items,
+      unreadCount: store.unreadCount,
+      connection: this.live.state,
+      loading: this.inbox.loading,
+      loadingMore: this.inbox.loadingMore,
+      hasMore: store.hasMore,
+      error: this.inbox.error,
+      loaded: this.inbox.loaded,
     })
   }
 
   private emitChange(): void {
+    if (!this.inbox || !this.live) return // during construction
     this.snapshot = this.buildSnapshot()
-    this.emit('change', this.snapshot)
-  }
-
-  private emit<K extends keyof EventMap>(event: K, value: EventMap[K]): void {
-    for (const fn of [...this.listeners[event]] as Handler<EventMap[K]>[]) {
-      try {
-        fn(value)
-      } catch (e) {
-        console.error('[notify] listener failed', e)
-      }
-    }
+    this.events.emit('change', this.snapshot)
   }
 }

@@ -24,6 +24,7 @@ const en = {
   'state.offline': 'Offline',
   justNow: 'just now',
   priorityHigh: 'Important',
+  'settings.open': 'Notification settings',
 }
 
 export type MessageKey = keyof typeof en
@@ -50,6 +51,7 @@ const ko: Record<MessageKey, string> = {
   'state.offline': '오프라인',
   justNow: '방금',
   priorityHigh: '중요',
+  'settings.open': '알림 설정',
 }
 
 export const MESSAGES: Record<Locale, Record<MessageKey, string>> = { en, ko }

@@ -1,3 +1,4 @@
+import { parsePreferences, type Preferences } from './preferences'
 import type { TokenManager } from './token'
 import type { NotificationPage, NotifyError } from './types'
 
@@ -5,11 +6,17 @@ import type { NotificationPage, NotifyError } from './types'
 export class NotifyRequestError extends Error implements NotifyError {
   readonly kind: NotifyError['kind']
   readonly status?: number
-  constructor(kind: NotifyError['kind'], message: string, status?: number) {
+  /** The contract's error `code` (`token_in_query`, `rate_limited`…), when the server sent one. */
+  readonly code?: string
+  /** The input field a 400 names (`quiet_hours.from`, `muted_types[2]`…). */
+  readonly field?: string
+  constructor(kind: NotifyError['kind'], message: string, status?: number, detail: { code?: string; field?: string } = {}) {
     super(message)
     this.name = 'NotifyRequestError'
     this.kind = kind
     this.status = status
+    this.code = detail.code
+    this.field = detail.field
   }
 }
 
@@ -23,21 +30,28 @@ export function normalizeBase(server: string | null | undefined): string {
   return base.endsWith('/') ? base : base + '/'
 }
 
-/** WebSocket URL of the STOMP endpoint: http→ws, https→wss, path `notify`, token as `access_token`. */
-export function websocketUrl(server: string | null | undefined, token: string | null): string {
+/**
+ * WebSocket URL of the STOMP endpoint: http→ws, https→wss, path `notify`. No token in it: the
+ * client authenticates with the CONNECT frame's `Authorization` header, so the token never
+ * lands in proxy or server access logs (contract section 3 accepts either).
+ */
+export function websocketUrl(server: string | null | undefined): string {
   const u = new URL('notify', normalizeBase(server))
   if (u.protocol === 'https:') u.protocol = 'wss:'
   else if (u.protocol === 'http:') u.protocol = 'ws:'
-  if (token) u.searchParams.set('access_token', token)
   return u.href
 }
 
 export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>
 
-/** The REST calls of contract section 5, with `Authorization: Bearer` and one retry after a 401. */
+/**
+ * The REST calls of contract sections 5 and 5a, with `Authorization: Bearer` (never a query
+ * token: the server refuses those outside `/notify` and `/api/stream`) and one retry after a 401.
+ */
 export class RestApi {
   constructor(
-    private readonly base: string,
+    /** The base URL of the server in use (it changes when the client fails over). */
+    private readonly base: () => string,
     private readonly tokens: TokenManager,
     private readonly fetchImpl: FetchLike,
   ) {}
@@ -45,21 +59,45 @@ export class RestApi {
   private async request(path: string, init: RequestInit = {}, retried = false): Promise<Response> {
     const token = await this.tokens.get()
     const headers: Record<string, string> = { Accept: 'application/json' }
+    if (init.body != null) headers['Content-Type'] = 'application/json'
     if (token) headers.Authorization = `Bearer ${token}`
     let res: Response
     try {
       const signal = typeof AbortSignal !== 'undefined' && AbortSignal.timeout ? AbortSignal.timeout(15_000) : undefined
-      res = await this.fetchImpl(new URL(path, this.base).href, { ...init, headers, credentials: 'omit', signal })
+      res = await this.fetchImpl(new URL(path, this.base()).href, { ...init, headers, credentials: 'omit', signal })
     } catch (e) {
       throw new NotifyRequestError('network', e instanceof Error ? e.message : String(e))
     }
     if (res.status === 401) {
       this.tokens.invalidate()
       if (!retried && this.tokens.hasProvider) return this.request(path, init, true)
-      throw new NotifyRequestError('unauthorized', await errorMessage(res), 401)
+      const e = await errorBody(res)
+      throw new NotifyRequestError('unauthorized', e.message, 401, e)
     }
-    if (!res.ok) throw new NotifyRequestError('http', await errorMessage(res), res.status)
+    if (!res.ok) {
+      const e = await errorBody(res)
+      throw new NotifyRequestError('http', e.message, res.status, e)
+    }
     return res
+  }
+
+  private async json(path: string, init: RequestInit = {}): Promise<unknown> {
+    const res = await this.request(path, init)
+    try {
+      return await res.json()
+    } catch {
+      throw new NotifyRequestError('protocol', `invalid JSON from /${path}`)
+    }
+  }
+
+  /** `GET /api/preferences` (defaults when the user never saved any). */
+  async preferences(): Promise<Preferences> {
+    return parsePreferences(await this.json('api/preferences'))
+  }
+
+  /** `PUT /api/preferences`: the stored object, or a 400 `NotifyRequestError` naming the field. */
+  async savePreferences(prefs: Preferences): Promise<Preferences> {
+    return parsePreferences(await this.json('api/preferences', { method: 'PUT', body: JSON.stringify(prefs) }))
   }
 
   async page(opts: { limit: number; before?: string | null }): Promise<NotificationPage> {
@@ -96,13 +134,16 @@ export class RestApi {
   }
 }
 
-async function errorMessage(res: Response): Promise<string> {
+/** The contract's error body `{"error":{"code","message","field"}}`, as far as it is there. */
+async function errorBody(res: Response): Promise<{ message: string; code?: string; field?: string }> {
+  const out: { message: string; code?: string; field?: string } = { message: `HTTP ${res.status}` }
   try {
-    const body = await res.json()
-    const m = body?.error?.message
-    if (typeof m === 'string') return m
+    const e = (await res.json())?.error
+    if (typeof e?.message === 'string') out.message = e.message
+    if (typeof e?.code === 'string') out.code = e.code
+    if (typeof e?.field === 'string') out.field = e.field
   } catch {
     /* not JSON */
   }
-  return `HTTP ${res.status}`
+  return out
 }

@@ -1,16 +1,24 @@
-import { Client, type IMessage } from '@stomp/stompjs'
+import { Client, TickerStrategy, type IMessage } from '@stomp/stompjs'
 import type { Notification } from './types'
 
 export const USER_QUEUE = '/user/queue/notifications'
 
 export interface ConnectionParams {
-  /** ws(s) URL including `?access_token=`. */
+  /** ws(s) URL of `/notify` (no credentials in it). */
   url: string
+  /** Sent as the CONNECT frame's `Authorization: Bearer` header. */
   token: string | null
   /** Resume after this cursor (SUBSCRIBE header `since`). */
   since: string | null
   heartbeatMs: number
   connectTimeoutMs: number
+  /**
+   * Send heart-beats from a Worker. Browsers throttle a hidden tab's timers (Chrome: to one
+   * wake-up a minute after five minutes hidden), so heart-beats from the page lapse, the server
+   * drops the session after twice the interval, and the tab reconnects over and over. Worker
+   * timers are not throttled that way.
+   */
+  heartbeatInWorker?: boolean
 }
 
 export interface ConnectionHandlers {
@@ -65,6 +73,7 @@ export const stompConnection: ConnectionFactory = (params, handlers) => {
     reconnectDelay: 0,
     heartbeatIncoming: params.heartbeatMs,
     heartbeatOutgoing: params.heartbeatMs,
+    heartbeatStrategy: params.heartbeatInWorker ? TickerStrategy.Worker : TickerStrategy.Interval,
     connectionTimeout: params.connectTimeoutMs,
     debug: () => {},
     onConnect: () => {
@@ -109,4 +118,40 @@ export const stompConnection: ConnectionFactory = (params, handlers) => {
       void client.deactivate()
     },
   }
+}
+
+let workerProbe: Promise<boolean> | null = null
+
+/**
+ * Whether this page may run stompjs' heart-beat Worker (a `blob:` script). A page whose
+ * Content-Security-Policy forbids `blob:` workers gets no error from `new Worker`, only a Worker
+ * that never ticks, which would lose every session after 20 s; so a Worker is used only after
+ * one has answered here. Asked once per page.
+ */
+export function workerHeartbeatsUsable(timeoutMs = 1000): Promise<boolean> {
+  if (workerProbe) return workerProbe
+  workerProbe = new Promise<boolean>((resolve) => {
+    if (typeof Worker === 'undefined' || typeof Blob === 'undefined' || typeof URL?.createObjectURL !== 'function') {
+      resolve(false)
+      return
+    }
+    let w: Worker | null = null
+    let url: string | null = null
+    const done = (ok: boolean) => {
+      clearTimeout(timer)
+      w?.terminate()
+      if (url) URL.revokeObjectURL(url)
+      resolve(ok)
+    }
+    const timer = setTimeout(() => done(false), timeoutMs)
+    try {
+      url = URL.createObjectURL(new Blob(['setTimeout(function(){self.postMessage(1)},0)'], { type: 'text/javascript' }))
+      w = new Worker(url)
+      w.onmessage = () => done(true)
+      w.onerror = () => done(false)
+    } catch {
+      done(false)
+    }
+  })
+  return workerProbe
 }

@@ -66,6 +66,10 @@ export interface NotifyError {
   kind: 'network' | 'unauthorized' | 'http' | 'protocol'
   status?: number
   message: string
+  /** The contract's error code, when the server sent one. */
+  code?: string
+  /** The input field a 400 names. */
+  field?: string
 }
 
 export interface NewNotificationEvent {
