@@ -153,6 +153,38 @@ describe('notify-bell custom element', () => {
     await context.close()
   })
 
+  test('an off-site link opens in a new tab without opener or referrer; link-origins refuses others', async () => {
+    const context = await browser.newContext()
+    const { page } = await openBell(context, 'offsite', { cancel: false })
+    // the same static server under another name: another origin
+    const other = site.origin.replace('127.0.0.1', 'localhost')
+    await server.publish(event('offsite', { title: 'Docs', link: `${other}/plain.html?from=notification` }))
+    await waitBadge(page, '1')
+    await openPanel(page)
+    const [popup] = await Promise.all([context.waitForEvent('page'), page.locator('notify-bell .nb-item').first().click()])
+    await popup.waitForLoadState()
+    assert.equal(new URL(popup.url()).origin, other)
+    assert.equal(await popup.evaluate(() => window.opener), null, 'no window.opener')
+    assert.equal(await popup.evaluate(() => document.referrer), '', 'no referrer')
+    assert.equal(new URL(page.url()).pathname, '/plain.html', 'the host page stays')
+    // with an allow-list that does not name that origin, the widget does not follow it
+    const q = new URLSearchParams({ server: server.url, token: mintToken('offsite'), locale: 'en', linkOrigins: 'https://docs.example' })
+    const page2 = await context.newPage()
+    await page2.goto(`${site.origin}/plain.html?${q}`)
+    await waitBadge(page2, '')
+    await server.publish(event('offsite', { title: 'Elsewhere', link: `${other}/plain.html?from=refused` }))
+    await waitBadge(page2, '1')
+    await openPanel(page2)
+    const pagesBefore = context.pages().length
+    await page2.locator('notify-bell .nb-item').first().click()
+    await sleep(500)
+    assert.equal(context.pages().length, pagesBefore, 'no new tab')
+    assert.equal(new URL(page2.url()).pathname, '/plain.html')
+    const clicks = await page2.evaluate(() => window.clicks)
+    assert.equal(clicks.length, 1, 'the host still hears the click (detail.link is null)')
+    await context.close()
+  })
+
   test('keyboard: open, arrows, Escape closes and returns focus', async () => {
     const context = await browser.newContext()
     const { page } = await openBell(context, 'keys')
@@ -180,7 +212,7 @@ describe('notify-bell custom element', () => {
     const evs = Array.from({ length: 105 }, (_, i) => event('kim', { title: `알림 ${i + 1}` }))
     await server.publish(evs)
     await waitBadge(page, '99+')
-    assert.equal(await page.locator('notify-bell .nb-bell').getAttribute('aria-label'), '알림, 읽지 않은 알림 99+개')
+    assert.equal(await page.locator('notify-bell .nb-bell').getAttribute('aria-label'), '알림, 읽지 않은 알림: 99+')
     await openPanel(page)
     assert.equal((await page.locator('notify-bell .nb-title').textContent()).trim(), '알림')
     assert.equal((await page.locator('notify-bell .nb-conn').textContent()).trim(), '실시간')

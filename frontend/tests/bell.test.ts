@@ -302,7 +302,7 @@ describe('<NotifyBell>', () => {
     const be = new FakeBackend()
     be.store()
     const { w } = await setup(be, { locale: 'ko' })
-    expect(w.find('.nb-bell').attributes('aria-label')).toBe('알림, 읽지 않은 알림 1개')
+    expect(w.find('.nb-bell').attributes('aria-label')).toBe('알림, 읽지 않은 알림: 1')
     await w.find('.nb-bell').trigger('click')
     await tick()
     expect(w.find('.nb-title').text()).toBe('알림')

@@ -16,7 +16,7 @@ describe('i18n', () => {
   })
   it('interpolates', () => {
     expect(translate('en', 'bellLabelUnread', { count: 3 })).toBe('Notifications, 3 unread')
-    expect(translate('ko', 'bellLabelUnread', { count: 3 })).toBe('알림, 읽지 않은 알림 3개')
+    expect(translate('ko', 'bellLabelUnread', { count: 3 })).toBe('알림, 읽지 않은 알림: 3')
     expect(translate('ko', 'newNotification', { title: '승인' })).toBe('새 알림: 승인')
     expect(translate('en', 'state.reconnecting')).toBe('Reconnecting…')
   })

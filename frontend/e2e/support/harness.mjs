@@ -63,8 +63,10 @@ export function mintToken(sub, { groups = [], ttlSec = 3600, secret = SECRET } =
  * NOTIFY_E2E_SERVER=mock for the node stand-in), on a fixed port so it can be restarted.
  */
 export class NotifyServer {
-  constructor({ port, allowedOrigins = '', name = 'server', demo = false }) {
+  constructor({ port, allowedOrigins = '', name = 'server', demo = false, mock = false }) {
     this.demo = demo
+    /** Force the node stand-in (for endpoints the Rust server does not have yet). */
+    this.mock = mock
     this.port = port
     this.url = `http://127.0.0.1:${port}`
     this.allowedOrigins = allowedOrigins
@@ -74,7 +76,7 @@ export class NotifyServer {
   }
 
   command() {
-    const choice = process.env.NOTIFY_E2E_SERVER
+    const choice = this.mock ? 'mock' : process.env.NOTIFY_E2E_SERVER
     if (choice === 'mock') return [process.execPath, [join(here, 'mock-server.mjs')]]
     const bin = choice || join(REPO, 'target/release/examples/server')
     if (!existsSync(bin)) {
@@ -120,6 +122,16 @@ export class NotifyServer {
       const r = await fetch(`${this.url}/health/ready`).catch(() => null)
       return r && r.status === 200
     })
+  }
+
+  /** kill -9: the instance dies mid-stream, closing nothing cleanly. */
+  async kill() {
+    const p = this.proc
+    if (!p || p.exitCode != null || p.signalCode != null) return
+    const gone = new Promise((r) => p.once('exit', r))
+    p.kill('SIGKILL')
+    await gone
+    this.proc = null
   }
 
   /** SIGTERM and wait for exit (SIGKILL after 10 s). */
@@ -235,6 +247,104 @@ export async function launchBrowser() {
     headless: true,
     args: ['--no-sandbox', '--disable-background-networking', '--disable-gpu', '--disable-component-update', '--no-first-run'],
   })
+}
+
+/**
+ * The real server if it serves `GET /api/preferences` (contract section 5a), else the node
+ * stand-in, which implements it per the contract (until the Rust endpoints are on main).
+ */
+export async function startServerWithPreferences(opts) {
+  const real = new NotifyServer(opts)
+  await real.start()
+  const r = await fetch(`${real.url}/api/preferences`, { headers: { authorization: `Bearer ${mintToken('probe')}` } }).catch(() => null)
+  if (r && r.status === 200) return real
+  await real.stop()
+  console.log(`# ${opts.name}: the server has no /api/preferences (HTTP ${r?.status}); using e2e/support/mock-server.mjs`)
+  const mock = new NotifyServer({ ...opts, mock: true })
+  await mock.start()
+  return mock
+}
+
+/** axe-core (WCAG 2 A and AA rules) over the page, shadow roots included; returns the violations. */
+export async function axeViolations(page, context = 'notify-bell') {
+  const src = join(FRONTEND, 'node_modules/axe-core/axe.min.js')
+  if (!(await page.evaluate(() => typeof window.axe !== 'undefined'))) await page.addScriptTag({ path: src })
+  return page.evaluate(async (ctx) => {
+    const r = await window.axe.run(ctx ? { include: [[ctx]] } : document, {
+      runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] },
+      resultTypes: ['violations'],
+    })
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => `${n.target.join(' ')} :: ${n.failureSummary}`) }))
+  }, context)
+}
+
+/**
+ * Makes a page behave as a hidden tab does in Chrome: `document.visibilityState` is `hidden`
+ * and main-thread timers fire only at aligned wake-ups (Chrome's intensive throttling: once a
+ * minute after five minutes hidden; `everyMs` here). Worker timers are left alone, as in the
+ * browser. Headless Chromium keeps every page visible (no window is ever occluded), so the
+ * test installs the browser's policy itself; call before the page's scripts run.
+ */
+export async function emulateHiddenTab(page, { everyMs = 30_000 } = {}) {
+  await page.addInitScript((every) => {
+    const real = { setTimeout: window.setTimeout.bind(window), setInterval: window.setInterval.bind(window), clearTimeout: window.clearTimeout.bind(window), clearInterval: window.clearInterval.bind(window) }
+    let hidden = false
+    const pending = new Map() // timer id -> callback held back until the next wake-up
+    let wake = null
+    const runPending = () => {
+      const due = [...pending.values()]
+      pending.clear()
+      for (const run of due) {
+        try {
+          run()
+        } catch (err) {
+          console.error(err)
+        }
+      }
+    }
+    const scheduleWake = () => {
+      if (wake != null) return
+      const now = Date.now()
+      wake = real.setTimeout(() => {
+        wake = null
+        runPending()
+      }, Math.ceil((now + 1) / every) * every - now)
+    }
+    // Every timer is a real one whose callback, while hidden, waits for the aligned wake-up;
+    // an interval that ticked several times meanwhile runs once (as Chrome's throttling does).
+    const wrap = (idBox, fn, args) => () => {
+      if (!hidden) return fn(...args)
+      pending.set(idBox.id, () => fn(...args))
+      scheduleWake()
+    }
+    window.setTimeout = (fn, ms = 0, ...args) => {
+      if (typeof fn !== 'function') return real.setTimeout(fn, ms)
+      const box = {}
+      box.id = real.setTimeout(wrap(box, fn, args), ms)
+      return box.id
+    }
+    window.setInterval = (fn, ms = 0, ...args) => {
+      if (typeof fn !== 'function') return real.setInterval(fn, ms)
+      const box = {}
+      box.id = real.setInterval(wrap(box, fn, args), ms)
+      return box.id
+    }
+    window.clearTimeout = (id) => {
+      pending.delete(id)
+      real.clearTimeout(id)
+    }
+    window.clearInterval = (id) => {
+      pending.delete(id)
+      real.clearInterval(id)
+    }
+    Object.defineProperty(Document.prototype, 'visibilityState', { configurable: true, get: () => (hidden ? 'hidden' : 'visible') })
+    Object.defineProperty(Document.prototype, 'hidden', { configurable: true, get: () => hidden })
+    window.__setHidden = (h) => {
+      hidden = h
+      document.dispatchEvent(new Event('visibilitychange'))
+      if (!h) runPending()
+    }
+  }, everyMs)
 }
 
 /** Collects console errors and page errors of a page, for assertions and debugging. */

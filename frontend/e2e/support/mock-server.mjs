@@ -22,6 +22,68 @@ const store = []
 const readBy = new Map() // user -> Set(id)
 let seq = 0
 const sessions = new Set()
+const prefs = new Map() // user -> preferences (contract section 5a)
+
+const DEFAULT_PREFS = {
+  muted_types: [],
+  tz: 'UTC',
+  quiet_hours: null,
+  email: { enabled: false, min_priority: 'high', after_s: 600 },
+  digest: { enabled: false, at: '09:00' },
+}
+
+function prefsOf(user) {
+  return prefs.get(user) ?? structuredClone(DEFAULT_PREFS)
+}
+
+const TIME = /^([01]\d|2[0-3]):[0-5]\d$/
+
+/** Section 5a's validation, answering the field a 400 names as the Rust server does. */
+function validatePrefs(v) {
+  const bad = (field, message) => ({ error: { field, message } })
+  if (!v || typeof v !== 'object' || Array.isArray(v)) return bad(undefined, 'preferences must be a JSON object')
+  const out = structuredClone(DEFAULT_PREFS)
+  for (const k of Object.keys(v)) if (!(k in DEFAULT_PREFS)) return bad(k, 'unknown field')
+  if (v.muted_types != null) {
+    if (!Array.isArray(v.muted_types)) return bad('muted_types', 'must be an array of strings')
+    if (v.muted_types.length > 64) return bad('muted_types', 'at most 64 entries')
+    for (const [i, t] of v.muted_types.entries()) {
+      if (typeof t !== 'string' || !/^[A-Za-z0-9_.-]+(\.\*)?$|^\*$/.test(t)) return bad(`muted_types[${i}]`, `${JSON.stringify(t)} is not a type name or prefix glob`)
+    }
+    out.muted_types = v.muted_types
+  }
+  if (v.tz != null) {
+    try {
+      new Intl.DateTimeFormat('en', { timeZone: v.tz })
+      if (typeof v.tz !== 'string' || !v.tz) throw new Error()
+    } catch {
+      return bad('tz', `${JSON.stringify(v.tz)} is not an IANA time zone`)
+    }
+    out.tz = v.tz
+  }
+  if (v.quiet_hours != null) {
+    const q = v.quiet_hours
+    if (typeof q !== 'object') return bad('quiet_hours', 'must be an object')
+    if (!TIME.test(q.from ?? '')) return bad('quiet_hours.from', 'must be a time HH:MM')
+    if (!TIME.test(q.to ?? '')) return bad('quiet_hours.to', 'must be a time HH:MM')
+    if (q.from === q.to) return bad('quiet_hours.to', 'must differ from quiet_hours.from')
+    out.quiet_hours = { from: q.from, to: q.to }
+  }
+  if (v.email != null) {
+    const e = v.email
+    if (e.enabled != null && typeof e.enabled !== 'boolean') return bad('email.enabled', 'must be a boolean')
+    if (e.min_priority != null && !['low', 'normal', 'high'].includes(e.min_priority)) return bad('email.min_priority', 'unknown priority (expected low, normal or high)')
+    if (e.after_s != null && !(Number.isInteger(e.after_s) && e.after_s >= 0 && e.after_s <= 604800)) return bad('email.after_s', 'must be an integer from 0 to 604800')
+    out.email = { ...out.email, ...e }
+  }
+  if (v.digest != null) {
+    const d = v.digest
+    if (d.enabled != null && typeof d.enabled !== 'boolean') return bad('digest.enabled', 'must be a boolean')
+    if (d.at != null && !TIME.test(d.at)) return bad('digest.at', 'must be a time HH:MM')
+    out.digest = { ...out.digest, ...d }
+  }
+  return { prefs: out }
+}
 
 function verify(token) {
   if (!token) return null
@@ -87,7 +149,7 @@ function cors(req, res) {
     res.setHeader('Access-Control-Allow-Origin', o)
     res.setHeader('Vary', 'Origin')
     res.setHeader('Access-Control-Allow-Headers', 'Authorization, Content-Type, X-Api-Key')
-    res.setHeader('Access-Control-Allow-Methods', 'GET, POST, OPTIONS')
+    res.setHeader('Access-Control-Allow-Methods', 'GET, POST, PUT, OPTIONS')
   }
 }
 
@@ -114,9 +176,28 @@ const server = createServer(async (req, res) => {
     for (const ev of evs) n += publish(ev) > 0 ? 1 : 0
     return json(res, 202, { accepted: n })
   }
+  // Contract section 5: query tokens only where browsers cannot send headers.
+  if (url.searchParams.has('access_token') && url.pathname !== '/api/stream')
+    return json(res, 401, { error: { code: 'token_in_query', message: 'send the token in the Authorization header' } })
   const auth = req.headers.authorization ?? ''
-  const user = verify(auth.startsWith('Bearer ') ? auth.slice(7) : url.searchParams.get('access_token'))
+  const user = verify(auth.startsWith('Bearer ') ? auth.slice(7) : null)
   if (url.pathname.startsWith('/api/') && !user) return json(res, 401, { error: { code: 'unauthorized', message: 'token' } })
+  if (url.pathname === '/api/preferences') {
+    if (req.method === 'GET') return json(res, 200, prefsOf(user.sub))
+    if (req.method !== 'PUT') return json(res, 405, { error: { code: 'method_not_allowed', message: req.method } })
+    let body = ''
+    for await (const chunk of req) body += chunk
+    let value
+    try {
+      value = JSON.parse(body)
+    } catch {
+      return json(res, 400, { error: { code: 'invalid_input', message: 'invalid JSON' } })
+    }
+    const checked = validatePrefs(value)
+    if (checked.error) return json(res, 400, { error: { code: 'invalid_input', ...checked.error } })
+    prefs.set(user.sub, checked.prefs)
+    return json(res, 200, checked.prefs)
+  }
   const mine = () => store.filter((e) => visible(e, user))
   if (url.pathname === '/api/notifications' && req.method === 'GET') {
     const limit = Math.min(200, Number(url.searchParams.get('limit') ?? 20))
@@ -171,8 +252,13 @@ wss.on('connection', (ws, req) => {
   const url = new URL(req.url, 'http://x')
   const sess = { user: null, sub: null, send: () => {} }
   sessions.add(sess)
-  ws.on('close', () => sessions.delete(sess))
+  ws.on('close', () => {
+    sessions.delete(sess)
+    clearInterval(sess.pinger)
+    clearInterval(sess.ponger)
+  })
   ws.on('message', (data) => {
+    sess.lastSeen = Date.now()
     for (const part of data.toString().split('\0')) {
       if (!part.trim()) continue
       const f = parseFrame(part)
@@ -183,7 +269,22 @@ wss.on('connection', (ws, req) => {
           ws.send(frame('ERROR', { message: 'invalid or expired token' }))
           return ws.close()
         }
-        ws.send(frame('CONNECTED', { version: '1.2', 'heart-beat': '0,0' }))
+        // Heart-beats as STOMP 1.2 says: the server offers 10000,10000; a peer silent for
+        // longer than twice the agreed interval is dropped (contract section 3).
+        const [cx, cy] = (f.headers['heart-beat'] ?? '0,0').split(',').map(Number)
+        const out = cy > 0 ? Math.max(cy, 10_000) : 0
+        const inn = cx > 0 ? Math.max(cx, 10_000) : 0
+        if (out) sess.pinger = setInterval(() => ws.readyState === 1 && ws.send('\n'), out)
+        if (inn) {
+          sess.lastSeen = Date.now()
+          sess.ponger = setInterval(() => {
+            if (Date.now() - sess.lastSeen > 2 * inn) {
+              console.log(`dropping ${sess.user.sub}: silent for ${Date.now() - sess.lastSeen} ms`)
+              ws.terminate()
+            }
+          }, 1000)
+        }
+        ws.send(frame('CONNECTED', { version: '1.2', 'heart-beat': `${out},${inn}` }))
       } else if (f.command === 'SUBSCRIBE') {
         if (f.headers.destination !== '/user/queue/notifications') {
           ws.send(frame('ERROR', { message: `no such destination ${f.headers.destination}` }))

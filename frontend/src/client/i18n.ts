@@ -32,7 +32,9 @@ export type MessageKey = keyof typeof en
 const ko: Record<MessageKey, string> = {
   notifications: '알림',
   bellLabel: '알림',
-  bellLabelUnread: '알림, 읽지 않은 알림 {count}개',
+  // The count stands alone (not '{count}개'): the badge shows it, and the name must contain the
+  // visible text as a word (WCAG 2.5.3, axe label-content-name-mismatch).
+  bellLabelUnread: '알림, 읽지 않은 알림: {count}',
   markAllRead: '모두 읽음으로 표시',
   loadMore: '더 보기',
   loading: '불러오는 중…',

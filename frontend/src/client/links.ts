@@ -19,7 +19,8 @@ function pageBase(base?: string): string {
 
 /** The origin of each allowed entry (`https://docs.example`, or a full URL of it); junk is dropped. */
 export function normalizeOrigins(origins: readonly string[] | string | null | undefined): string[] | null {
-  if (origins == null) return null
+  // An empty attribute (`link-origins=""`) means "not set"; an empty array means "none".
+  if (origins == null || (typeof origins === 'string' && !origins.trim())) return null
   const list = typeof origins === 'string' ? origins.split(/[\s,]+/) : origins
   const out: string[] = []
   for (const o of list) {
