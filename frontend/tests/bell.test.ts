@@ -2,6 +2,8 @@ import { mount, type VueWrapper } from '@vue/test-utils'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { createNotifyClient, type NotifyClient, type NotifyClientOptions } from '../src/client/client'
 import NotifyBell from '../src/components/NotifyBell.vue'
+// Transformed up front, so the bell's on-demand import of the panel resolves at once.
+import '../src/components/NotifySettings.vue'
 import { FakeBackend, tokenFor } from './helpers'
 
 const tick = (ms = 0) => vi.advanceTimersByTimeAsync(ms)
@@ -193,8 +195,10 @@ describe('<NotifyBell>', () => {
     const gear = w.find('.nb-settings-btn')
     expect(gear.attributes('aria-label')).toBe('Notification settings')
     await gear.trigger('click')
-    await vi.dynamicImportSettled() // the panel is loaded on demand
-    await tick()
+    for (let i = 0; i < 50 && !w.find('.nb-settings form[aria-busy="false"]').exists(); i++) {
+      await vi.dynamicImportSettled() // the panel is loaded on demand
+      await tick(10)
+    }
     expect(w.find('.nb-panel').attributes('aria-labelledby')).toBe(w.find('.nb-settings h2').attributes('id'))
     expect(document.activeElement).toBe(w.find('.nb-settings h2').element)
     const muted = w.find('textarea')
