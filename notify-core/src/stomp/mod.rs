@@ -11,6 +11,8 @@ mod connect;
 mod destination;
 pub mod frame;
 mod session;
+#[cfg(test)]
+mod session_tests;
 mod transport;
 
 pub use destination::{BROADCAST_TOPIC, GROUP_TOPIC_PREFIX, USER_QUEUE};

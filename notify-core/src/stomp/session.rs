@@ -3,9 +3,12 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::{Sink, SinkExt, Stream, StreamExt};
+// tokio's clock rather than std's: the same instant in production, and paused time in the
+// session's unit tests drives the heart-beat checks too.
+use tokio::time::Instant;
 
 use super::close::{error, fail_close, finish, parse_frames, Close, WriteFail};
 use super::connect::{connect_frame, first_frame};
