@@ -42,7 +42,7 @@ usage() {
 # pg_bindir: directory holding initdb/pg_ctl/postgres of Debian's PostgreSQL.
 pg_bindir() {
   local d
-  d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
+  d=$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n1)
   if [ -n "$d" ] && [ -x "$d/initdb" ] && [ -x "$d/postgres" ]; then echo "$d"; fi
 }
 
@@ -70,7 +70,7 @@ build_ferretdb() {
   log "downloading FerretDB $FERRETDB_VERSION source from the Go module proxy"
   moddir=$(go mod download -json "github.com/FerretDB/FerretDB@$FERRETDB_VERSION" |
     sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')
-  [ -n "$moddir" ] && [ -d "$moddir" ] || die "go mod download of FerretDB failed"
+  [[ -n "$moddir" && -d "$moddir" ]] || die "go mod download of FerretDB failed"
   rm -rf "$FERRETDB_SRC"
   cp -r "$moddir" "$FERRETDB_SRC"
   chmod -R u+w "$FERRETDB_SRC"
@@ -89,7 +89,7 @@ build_ferretdb() {
 
 install_node_driver() {
   [ -f "$NODE_TOOLS/node_modules/mongodb/package.json" ] && return 0
-  command -v node >/dev/null && command -v npm >/dev/null || die "node and npm are required"
+  { command -v node && command -v npm; } >/dev/null || die "node and npm are required"
   log "installing the mongodb npm driver into $NODE_TOOLS"
   mkdir -p "$NODE_TOOLS"
   [ -f "$NODE_TOOLS/package.json" ] || echo '{"name":"notify-node-tools","private":true}' >"$NODE_TOOLS/package.json"
@@ -195,12 +195,6 @@ launch() {
   log "FerretDB ready at $uri (pid $fpid) in $(elapsed_s "$t0")s; env: $state/ferretdb.env"
 }
 
-alive_pid() {
-  local pid
-  pid=$(read_pid "$1")
-  if [ -n "$pid" ] && pid_alive "$pid"; then echo "$pid"; fi
-}
-
 start() {
   local state
   state=$(abs_state_dir "$1")
@@ -273,19 +267,11 @@ restart() {
 }
 
 kill_all() {
-  local state pid
+  local state
   state=$(abs_state_dir "$1")
-  pid=$(alive_pid "$state/ferretdb.pid")
-  if [ -n "$pid" ]; then
-    log "SIGKILL FerretDB (pid $pid)"
-    kill -KILL "$pid" 2>/dev/null || true
-    wait_pid_exit "$pid" 10 || log "WARNING: FerretDB pid $pid survived SIGKILL"
-  fi
-  pid=$(alive_pid "$state/postgres.pid")
-  if [ -n "$pid" ]; then
-    log "SIGKILL PostgreSQL (pid $pid) and its backends, keeping data"
-    kill_pid_tree "$pid"
-  fi
+  kill_pidfile "$state/ferretdb.pid" FerretDB
+  # The postmaster's backends are its children: they go with it.
+  kill_pidfile "$state/postgres.pid" PostgreSQL
 }
 
 cleanup_data() {
@@ -296,20 +282,11 @@ cleanup_data() {
 }
 
 stop() {
-  local state pid
+  local state
   state=$(abs_state_dir "$1")
-  pid=$(alive_pid "$state/ferretdb.pid")
-  [ -z "$pid" ] || stop_pid "$pid" FerretDB 15
-  pid=$(alive_pid "$state/postgres.pid")
-  if [ -n "$pid" ]; then
-    # SIGINT = PostgreSQL "fast" shutdown (SIGTERM would wait for clients).
-    log "stopping PostgreSQL (pid $pid)"
-    kill -INT "$pid" 2>/dev/null || true
-    if ! wait_pid_exit "$pid" 20; then
-      log "PostgreSQL did not exit, sending SIGKILL"
-      kill_pid_tree "$pid"
-    fi
-  fi
+  stop_pidfile "$state/ferretdb.pid" FerretDB 15
+  # SIGINT = PostgreSQL "fast" shutdown (SIGTERM would wait for clients).
+  stop_pidfile "$state/postgres.pid" PostgreSQL 20 INT
   cleanup_data "$state"
   log "stopped; data removed"
 }

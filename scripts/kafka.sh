@@ -69,7 +69,7 @@ do_install() {
   mv "$KAFKA_LIBS.tmp" "$KAFKA_LIBS"
   cp "$LOG4J_CONF" "$KAFKA_HOME/log4j2.properties"
   pom_stamp >"$KAFKA_HOME/.installed"
-  log "installed Kafka ($(ls "$KAFKA_LIBS" | wc -l) jars) in $(elapsed_s "$t0")s"
+  log "installed Kafka ($(find "$KAFKA_LIBS" -mindepth 1 -maxdepth 1 | wc -l) jars) in $(elapsed_s "$t0")s"
 }
 
 install() {
@@ -181,9 +181,7 @@ launch() {
 }
 
 running_pid() {
-  local pid
-  pid=$(read_pid "$1/kafka.pid")
-  if [ -n "$pid" ] && pid_alive "$pid"; then echo "$pid"; fi
+  alive_pid "$1/kafka.pid"
 }
 
 start() {
@@ -217,23 +215,15 @@ restart() {
 }
 
 kill_broker() {
-  local state pid
+  local state
   state=$(abs_state_dir "$1")
-  pid=$(running_pid "$state")
-  if [ -z "$pid" ]; then
-    log "no running broker for $state"
-    return 0
-  fi
-  log "SIGKILL broker (pid $pid), keeping data"
-  kill -KILL "$pid" 2>/dev/null || true
-  wait_pid_exit "$pid" 10 || die "broker pid $pid survived SIGKILL"
+  kill_pidfile "$state/kafka.pid" "Kafka broker"
 }
 
 stop() {
-  local state pid
+  local state
   state=$(abs_state_dir "$1")
-  pid=$(running_pid "$state")
-  [ -z "$pid" ] || stop_pid "$pid" "Kafka broker" "${KAFKA_STOP_TIMEOUT:-30}"
+  stop_pidfile "$state/kafka.pid" "Kafka broker" "${KAFKA_STOP_TIMEOUT:-30}"
   rm -rf "$state/kafka" "$state/kafka.env" "$state/kafka.pid"
   log "stopped; data removed"
 }

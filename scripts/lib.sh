@@ -5,6 +5,7 @@
 
 # Everything downloaded or built is cached here.
 NOTIFY_CACHE="${NOTIFY_CACHE:-$HOME/.cache/notify}"
+# shellcheck disable=SC2034 # for the scripts that source this file
 NOTIFY_SCRIPTS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 : "${LOG_TAG:=$(basename "$0" .sh)}"
 
@@ -61,9 +62,9 @@ port_in_use() {
 # Picks at random in 20000-32767 (below Linux's ephemeral range, so outgoing
 # connections won't take it), skipping ports in use and the given exclusions.
 free_port() {
-  local used port i ex ok
+  local used port ex ok
   used=" $(used_ports | tr '\n' ' ') $* "
-  for i in $(seq 1 200); do
+  for _ in $(seq 1 200); do
     port=$((20000 + (RANDOM % 12768)))
     ok=1
     case "$used" in *" $port "*) ok=0 ;; esac
@@ -145,17 +146,20 @@ wait_pid_exit() {
   done
 }
 
-# stop_pid PID NAME [TIMEOUT_S]: SIGTERM, then SIGKILL after TIMEOUT_S (default 20).
+# stop_pid PID NAME [TIMEOUT_S] [SIGNAL]: send SIGNAL (default TERM; PostgreSQL wants INT
+# for a "fast" shutdown), then SIGKILL PID and its direct children after TIMEOUT_S
+# (default 20).
 stop_pid() {
-  local pid=$1 name=$2 timeout=${3:-20}
+  local pid=$1 name=$2 timeout=${3:-20} signal=${4:-TERM}
   pid_alive "$pid" || return 0
   log "stopping $name (pid $pid)"
-  kill -TERM "$pid" 2>/dev/null || true
+  kill -"$signal" "$pid" 2>/dev/null || true
   if ! wait_pid_exit "$pid" "$timeout"; then
     log "$name did not exit after ${timeout}s, sending SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-    wait_pid_exit "$pid" 10 || log "WARNING: $name (pid $pid) still alive"
+    kill_pid_tree "$pid"
+    pid_alive "$pid" && log "WARNING: $name (pid $pid) still alive"
   fi
+  return 0
 }
 
 # kill_pid_tree PID: SIGKILL PID and its direct children (e.g. a postmaster and
@@ -164,10 +168,42 @@ kill_pid_tree() {
   local pid=$1 kids
   pid_alive "$pid" || return 0
   kids=$(children_of "$pid")
+  # shellcheck disable=SC2086 # one word per child pid
   kill -KILL "$pid" $kids 2>/dev/null || true
   wait_pid_exit "$pid" 10 || true
   local k
   for k in $kids; do wait_pid_exit "$k" 10 || true; done
+}
+
+# alive_pid PIDFILE: print the pid stored in PIDFILE if that process is alive.
+alive_pid() {
+  local pid
+  pid=$(read_pid "$1")
+  if [ -n "$pid" ] && pid_alive "$pid"; then echo "$pid"; fi
+  return 0
+}
+
+# stop_pidfile PIDFILE NAME [TIMEOUT_S] [SIGNAL]: stop_pid on the process of PIDFILE, if
+# it is alive.
+stop_pidfile() {
+  local pid
+  pid=$(alive_pid "$1")
+  [ -z "$pid" ] || stop_pid "$pid" "$2" "${3:-20}" "${4:-TERM}"
+}
+
+# kill_pidfile PIDFILE NAME: SIGKILL the process of PIDFILE and its direct children,
+# keeping its data (simulates a crash); nothing if it is not running.
+kill_pidfile() {
+  local pid
+  pid=$(alive_pid "$1")
+  if [ -z "$pid" ]; then
+    log "no running $2"
+    return 0
+  fi
+  log "SIGKILL $2 (pid $pid), keeping data"
+  kill_pid_tree "$pid"
+  pid_alive "$pid" && die "$2 (pid $pid) survived SIGKILL"
+  return 0
 }
 
 # abs_state_dir DIR: create DIR and print its absolute path.
