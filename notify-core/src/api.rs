@@ -178,7 +178,11 @@ async fn route(service: &Arc<NotifyService>, request: Request<Bytes>) -> Result<
     match path {
         "/health/live" if get => Ok(json_response(StatusCode::OK, &json!({"status": "UP"}))),
         "/health/ready" if get => Ok(ready(service).await),
-        "/metrics" if get => Ok(metrics_response()),
+        "/metrics" if get => {
+            // Readiness as of this scrape, so alerts see it without relying on probes.
+            service.readiness().await;
+            Ok(metrics_response())
+        }
         "/api/notifications" if get => {
             let reader = reader(service, &parts.headers, query)?;
             let q = inbox::parse_list_query(query)?;

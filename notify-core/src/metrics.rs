@@ -20,6 +20,16 @@ pub const DELIVERY_LATENCY_SECONDS: &str = "notify_delivery_latency_seconds";
 pub const STORE_WRITE_SECONDS: &str = "notify_store_write_seconds";
 /// Gauge by `topic`, `partition`: consumer lag (set by the Kafka adapter).
 pub const KAFKA_CONSUMER_LAG: &str = "notify_kafka_consumer_lag";
+/// Counter: store batch writes that failed (each retry counts), for alerting on outages.
+pub const STORE_WRITE_ERRORS_TOTAL: &str = "notify_store_write_errors_total";
+/// Gauge: 1 when `/health/ready` would answer 200, else 0 (refreshed on every readiness check
+/// and every scrape of `/metrics`).
+pub const READY: &str = "notify_ready";
+/// Gauge by `component` (`store`, `event_source`): 1 when it answers, else 0.
+pub const COMPONENT_UP: &str = "notify_component_up";
+/// Gauge: the configured connection cap (`NOTIFY_MAX_CONNECTIONS`), so alerts can compare
+/// `notify_sessions` with it.
+pub const MAX_CONNECTIONS: &str = "notify_max_connections";
 
 pub(crate) fn event(result: &'static str) {
     metrics::counter!(EVENTS_TOTAL, "result" => result).increment(1);
@@ -36,6 +46,22 @@ pub(crate) fn pushed(latency: Option<Duration>) {
     }
 }
 
+pub(crate) fn store_write_failed() {
+    metrics::counter!(STORE_WRITE_ERRORS_TOTAL).increment(1);
+}
+
+pub(crate) fn readiness(components: &[(&'static str, bool)], ready: bool) {
+    for (component, up) in components {
+        metrics::gauge!(COMPONENT_UP, "component" => *component).set(if *up { 1.0 } else { 0.0 });
+    }
+    metrics::gauge!(READY).set(if ready { 1.0 } else { 0.0 });
+}
+
+/// Exports the configured connection cap as `notify_max_connections`.
+pub fn set_max_connections(cap: usize) {
+    metrics::gauge!(MAX_CONNECTIONS).set(cap as f64);
+}
+
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_gauge!(SESSIONS, "Connected WebSocket and SSE sessions");
@@ -50,6 +76,10 @@ fn describe() {
     );
     describe_histogram!(STORE_WRITE_SECONDS, Unit::Seconds, "Store batch write time");
     describe_gauge!(KAFKA_CONSUMER_LAG, "Kafka consumer lag in messages");
+    describe_counter!(STORE_WRITE_ERRORS_TOTAL, "Store batch writes that failed");
+    describe_gauge!(READY, "1 when the instance is ready (store and event source answer)");
+    describe_gauge!(COMPONENT_UP, "1 when the component answers, by component");
+    describe_gauge!(MAX_CONNECTIONS, "Configured connection cap (NOTIFY_MAX_CONNECTIONS)");
 }
 
 /// Renders the current metrics as Prometheus text, if a recorder of ours is installed.
@@ -116,6 +146,7 @@ mod prometheus {
             metrics::gauge!(super::SESSIONS).set(0.0);
             metrics::counter!(super::NOTIFICATIONS_STORED_TOTAL).increment(0);
             metrics::counter!(super::MESSAGES_PUSHED_TOTAL).increment(0);
+            metrics::counter!(super::STORE_WRITE_ERRORS_TOTAL).increment(0);
             true
         })
     }

@@ -393,6 +393,9 @@ async fn write_with_retry(
         let started = Instant::now();
         let result = service.store.insert(notifications).await;
         ::metrics::histogram!(metrics::STORE_WRITE_SECONDS).record(started.elapsed().as_secs_f64());
+        if result.is_err() {
+            metrics::store_write_failed();
+        }
         match result {
             Ok(outcome) => {
                 ::metrics::counter!(metrics::NOTIFICATIONS_STORED_TOTAL)

@@ -212,7 +212,8 @@ impl NotifyService {
         self.shutdown.subscribe()
     }
 
-    /// Readiness of each component: `(name, Ok | error)`.
+    /// Readiness of each component: `(name, Ok | error)`. Also refreshes the `notify_ready`
+    /// and `notify_component_up` gauges.
     pub async fn readiness(&self) -> Vec<(&'static str, crate::Result<()>)> {
         let mut out = vec![("store", within_2s("store", self.store.ping()).await)];
         if let Some(source) = &self.source {
@@ -221,6 +222,10 @@ impl NotifyService {
                 within_2s("event_source", source.ping()).await,
             ));
         }
+        let components: Vec<(&'static str, bool)> =
+            out.iter().map(|(name, r)| (*name, r.is_ok())).collect();
+        let ready = !self.is_shutting_down() && components.iter().all(|(_, up)| *up);
+        crate::metrics::readiness(&components, ready);
         out
     }
 }
