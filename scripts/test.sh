@@ -33,6 +33,9 @@ step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
+step "operations: deploy files, Helm chart, alerts (scripts/test-ops.sh)"
+bash scripts/test-ops.sh deploy alerts
+
 step "start Kafka and FerretDB"
 bash scripts/kafka.sh start "$STATE" &
 kafka_pid=$!
@@ -49,9 +52,9 @@ echo "NOTIFY_TEST_KAFKA=$NOTIFY_TEST_KAFKA NOTIFY_TEST_MONGO=$NOTIFY_TEST_MONGO"
 step "Rust tests (unit, conformance, Kafka and MongoDB adapters)"
 cargo test --workspace --all-features -- --test-threads=2
 
-step "build the example server (release)"
-cargo build --release --example server
-export NOTIFY_E2E_SERVER="$CARGO_TARGET_DIR/release/examples/server"
+step "build the example server (release; the Dockerfile runs the same script)"
+NOTIFY_E2E_SERVER=$(bash scripts/build-server.sh)
+export NOTIFY_E2E_SERVER
 
 step "STOMP/REST/SSE end-to-end suite"
 (cd tests/e2e && npm ci --no-audit --no-fund --silent && npm test)

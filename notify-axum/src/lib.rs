@@ -1,40 +1,4 @@
-//! # notify-axum
-//!
-//! Serves a [`NotifyService`] with axum: STOMP over WebSocket at `/notify`, SSE at
-//! `/api/stream`, the REST API, `POST /api/events`, `/health/live`, `/health/ready` and
-//! `/metrics`, with CORS, origin checks, JSON errors and body limits, as in the contract.
-//! Everything but the HTTP glue (sessions, auth, routing, inbox, SSE) lives in `notify-core`.
-//!
-//! Mount it next to your own routes:
-//!
-//! ```no_run
-//! use std::sync::Arc;
-//! use axum::{routing::get, Router};
-//! use notify_core::{auth::Authenticator, MemorySource, MemoryStore, NotifyService, Pipeline};
-//!
-//! # async fn demo() -> std::io::Result<()> {
-//! let (source, publisher) = MemorySource::new(1024);
-//! let source = Arc::new(source);
-//! let service = NotifyService::builder(
-//!     Arc::new(MemoryStore::new()),
-//!     Arc::new(publisher),
-//!     Authenticator::hs256(b"secret"),
-//! )
-//! .event_source(source.clone())
-//! .build();
-//! let pipeline = Pipeline::new(service.clone(), source).spawn();
-//!
-//! let app = Router::new()
-//!     .route("/", get(|| async { "my app" }))
-//!     .merge(notify_axum::router(service.clone()));
-//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
-//! axum::serve(listener, app)
-//!     .with_graceful_shutdown(notify_axum::shutdown_on_signal(service.clone()))
-//!     .await?;
-//! pipeline.shutdown(std::time::Duration::from_secs(5)).await;
-//! # Ok(())
-//! # }
-//! ```
+#![doc = include_str!("../README.md")]
 
 use std::convert::Infallible;
 use std::sync::Arc;
