@@ -15,7 +15,7 @@ export CARGO_TERM_COLOR=never
 STATE=$(mktemp -d /tmp/notify-test.XXXXXX)
 cleanup() {
   local rc=$?
-  [ -n "${ops_pid:-}" ] && kill "$ops_pid" 2>/dev/null
+  if [ -n "${ops_pid:-}" ]; then kill "$ops_pid" 2>/dev/null || true; fi
   bash scripts/kafka.sh stop "$STATE" >/dev/null 2>&1 || true
   bash scripts/ferretdb.sh stop "$STATE" >/dev/null 2>&1 || true
   rm -rf "$STATE"
