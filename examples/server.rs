@@ -10,36 +10,59 @@
 mod backends;
 #[path = "server/config.rs"]
 mod config;
+#[path = "server/config_file.rs"]
+mod config_file;
 #[path = "server/demo.rs"]
 mod demo;
+#[path = "server/logging.rs"]
+mod logging;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use clap::Parser;
 use futures::FutureExt;
 use notify_core::NotifyService;
 
-#[tokio::main]
-async fn main() {
-    let args = config::Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,notify_core=info".into()),
-        )
-        .with_target(false)
-        .init();
-    if let Err(e) = run(args).await {
-        // One clear line naming the variable, then a non-zero exit.
+fn main() {
+    // One clear line naming the variable, then a non-zero exit.
+    let fail = |e: notify_core::Error| -> ! {
         eprintln!("error: {e}");
         std::process::exit(2);
+    };
+    let args = config_file::parse_args().unwrap_or_else(|e| fail(e));
+    let format = logging::LogFormat::parse(&args.log_format).unwrap_or_else(|e| fail(e));
+    logging::init(format, None);
+    let check_only = args.check_config;
+    let config = config::Config::from_args(args).unwrap_or_else(|e| fail(e));
+    if check_only {
+        println!(
+            "configuration OK: listen {}, events {}, store {}{}",
+            config.listen,
+            if config.args_kafka_brokers.is_some() {
+                "kafka"
+            } else {
+                "memory"
+            },
+            if config.mongo_uri.is_some() {
+                "mongodb"
+            } else {
+                "memory"
+            },
+            if config.demo { " (demo mode)" } else { "" }
+        );
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| fail(notify_core::Error::internal(e)));
+    if let Err(e) = runtime.block_on(run(config)) {
+        fail(e);
     }
 }
 
-async fn run(args: config::Args) -> notify_core::Result<()> {
-    let config = config::Config::from_args(args)?;
+async fn run(config: config::Config) -> notify_core::Result<()> {
     if config.demo {
         tracing::warn!("==============================================================");
         tracing::warn!("DEMO MODE: no NOTIFY_JWT_SECRET or NOTIFY_JWT_PUBLIC_KEY_FILE set.");

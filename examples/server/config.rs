@@ -73,6 +73,16 @@ pub struct Args {
     /// Outgoing queue per session (frames); overflow closes it as a slow consumer.
     #[arg(long, env = "NOTIFY_SESSION_QUEUE", default_value = "256")]
     session_queue: String,
+    /// Log format: `text` (colours only on a terminal) or `json` (one object per line).
+    #[arg(long, env = "NOTIFY_LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+    /// TOML configuration file; its keys are the variable names above.
+    #[arg(long, env = "NOTIFY_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Validate the configuration (flags, variables, file, rules, keys) and exit: 0 when
+    /// valid, 2 with one line naming the variable otherwise.
+    #[arg(long)]
+    pub check_config: bool,
 }
 
 /// Which adapter serves HTTP.

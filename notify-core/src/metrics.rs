@@ -77,9 +77,15 @@ fn describe() {
     describe_histogram!(STORE_WRITE_SECONDS, Unit::Seconds, "Store batch write time");
     describe_gauge!(KAFKA_CONSUMER_LAG, "Kafka consumer lag in messages");
     describe_counter!(STORE_WRITE_ERRORS_TOTAL, "Store batch writes that failed");
-    describe_gauge!(READY, "1 when the instance is ready (store and event source answer)");
+    describe_gauge!(
+        READY,
+        "1 when the instance is ready (store and event source answer)"
+    );
     describe_gauge!(COMPONENT_UP, "1 when the component answers, by component");
-    describe_gauge!(MAX_CONNECTIONS, "Configured connection cap (NOTIFY_MAX_CONNECTIONS)");
+    describe_gauge!(
+        MAX_CONNECTIONS,
+        "Configured connection cap (NOTIFY_MAX_CONNECTIONS)"
+    );
 }
 
 /// Renders the current metrics as Prometheus text, if a recorder of ours is installed.

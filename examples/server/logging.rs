@@ -1,0 +1,63 @@
+//! Log output: human-readable text (colours only on a terminal) or, with
+//! `NOTIFY_LOG_FORMAT=json`, one JSON object per line for log shippers (ELK, Loki), with the
+//! fields of the current spans (the event id among them) flattened beside the message.
+
+use std::io::IsTerminal;
+
+use notify_core::{Error, Result};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Text; ANSI colours only when standard output is a terminal.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl LogFormat {
+    /// Parses `NOTIFY_LOG_FORMAT`.
+    pub fn parse(value: &str) -> Result<Self> {
+        match value.trim() {
+            "" | "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(Error::config(
+                "NOTIFY_LOG_FORMAT",
+                format!("must be text or json, got {other:?}"),
+            )),
+        }
+    }
+}
+
+/// A boxed layer over the plain registry, so the OpenTelemetry layer can be added beside it.
+pub type BoxedLayer = Box<dyn Layer<Registry> + Send + Sync>;
+
+/// Installs the global subscriber: `RUST_LOG` (default `info`), the format, and `extra`
+/// layers (span export).
+pub fn init(format: LogFormat, extra: Option<BoxedLayer>) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,notify_core=info"));
+    let fmt: BoxedLayer = match format {
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_target(false)
+            // A log file or a pipe gets no escape codes.
+            .with_ansi(std::io::stdout().is_terminal())
+            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_target(true)
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .boxed(),
+    };
+    let mut layers: Vec<BoxedLayer> = vec![fmt];
+    layers.extend(extra);
+    let _ = tracing_subscriber::registry()
+        .with(layers)
+        .with(filter)
+        .try_init();
+}
