@@ -5,8 +5,11 @@
 #     `helm template` with default values and with every optional part on, every rendered
 #     manifest strictly decoded into the Kubernetes API types by deploy/validate);
 #   - alerts: `promtool check rules`, `promtool test rules`, the dashboard's queries parse, and
-#     every notify_* metric that alerts and dashboard use is one the server exports.
-# Usage: scripts/test-ops.sh [deploy|alerts]...   (default: all)
+#     every notify_* metric that alerts and dashboard use is one the server exports;
+#   - crates: `cargo package` of the library crates (verified: each packaged crate builds alone,
+#     unpublished siblings come from cargo's local overlay), `cargo doc` with warnings denied,
+#     and `cargo check` of the libraries with the declared rust-version's toolchain.
+# Usage: scripts/test-ops.sh [deploy|alerts|crates]...   (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -123,11 +126,28 @@ PY
   echo "ok"
 }
 
-parts=${*:-deploy alerts}
+check_crates() {
+  local msrv
+  step "cargo package (library crates, verified)"
+  cargo package --workspace --locked
+
+  step "cargo doc, warnings denied"
+  RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --locked
+
+  msrv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
+  step "cargo check of the libraries with Rust $msrv (the declared rust-version)"
+  rustup toolchain list | grep -q "^$msrv" || rustup toolchain install "$msrv" --profile minimal
+  # Its own target dir: artifacts of two compilers do not mix.
+  CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/msrv" cargo "+$msrv" check --locked \
+    -p notify-core -p notify-axum -p notify-warp -p notify-kafka -p notify-mongo --all-features
+}
+
+parts=${*:-deploy alerts crates}
 for p in $parts; do
   case $p in
   deploy) check_deploy ;;
   alerts) check_alerts ;;
+  crates) check_crates ;;
   *) die "unknown part $p" ;;
   esac
 done
