@@ -61,6 +61,12 @@ check_deploy() {
   step "deploy/compose.yaml: compose-spec schema and model"
   "$validate" compose deploy/compose.yaml
 
+  step "deploy/haproxy.cfg: haproxy -c (Debian's HAProxy; the compose stack runs 3.2)"
+  command -v haproxy >/dev/null || apt_install haproxy
+  # The instances' names resolve only inside the compose network: those warnings are expected.
+  haproxy -c -f deploy/haproxy.cfg 2>&1 | grep -v "could not resolve address\|^\[NOTICE\]" || true
+  haproxy -c -q -f deploy/haproxy.cfg
+
   step "Helm chart: lint --strict, template (defaults and everything on), API types"
   "$helm" lint --strict "$chart"
   "$helm" lint --strict "$chart" -f "$chart/ci/all-enabled-values.yaml"
