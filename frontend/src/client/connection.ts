@@ -18,7 +18,7 @@ export interface LiveConnectionHooks {
   forgetSince(): void
   /** The token belongs to this user (its `sub`). */
   user(sub: string | null): void
-  /** CONNECTED and subscribed. `resumed`: this is a reconnect (or a first connect whose resume point is unknown). */
+  /** CONNECTED and subscribed; `first`: no session was live before; `since`: where it resumed. */
   live(info: { first: boolean; since: string | null }): void
   notification(n: Notification): void
   state(s: ConnectionState): void
