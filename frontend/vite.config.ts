@@ -57,6 +57,9 @@ export default defineConfig(({ mode }) => {
     test: {
       environment: 'happy-dom',
       include: ['tests/**/*.test.ts'],
+      // The machine is shared with cargo builds; a DOM test that renders the settings form
+      // (400 time zones) can take seconds there. Fake timers keep the tests themselves fast.
+      testTimeout: 30_000,
     },
   }
 })
