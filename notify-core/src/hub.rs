@@ -1,12 +1,14 @@
 //! Routing notifications to connected sessions: the [`SessionHub`] trait, the local hub,
 //! bounded per-session queues, and the record of pushes not yet stored.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 
+use futures::task::AtomicWaker;
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 
 use crate::model::{Audience, Push};
 use crate::store::Reader;
@@ -15,89 +17,170 @@ use crate::store::Reader;
 pub type SessionId = u64;
 
 /// The hub's end of a session's outgoing queue.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct SessionSender {
-    tx: mpsc::Sender<Arc<Push>>,
-    overflow: Arc<Overflow>,
-}
-
-#[derive(Debug, Default)]
-struct Overflow {
-    flag: AtomicBool,
-    notify: Notify,
+    queue: Arc<Queue>,
 }
 
 /// The session's end of its outgoing queue.
 #[derive(Debug)]
 pub struct SessionReceiver {
-    rx: mpsc::Receiver<Arc<Push>>,
-    overflow: Arc<Overflow>,
+    queue: Arc<Queue>,
 }
+
+/// One session's bounded queue: a `VecDeque` under a mutex plus the receiver's waker.
+///
+/// A tokio `mpsc` channel costs about 860 bytes per session before anything is sent (the
+/// cache-padded channel and its first 32-slot block) and keeps its blocks; this costs about
+/// 170, allocates slots only while pushes wait, and gives them back once drained, so an idle
+/// session holds no slots however large a burst it once received. Only the hub offers and
+/// only the session receives, so the mutex is uncontended except for the moment of a push.
+#[derive(Debug)]
+struct Queue {
+    state: Mutex<QueueState>,
+    /// The receiving task, woken on a push and when the last sender goes.
+    waker: AtomicWaker,
+    capacity: usize,
+    senders: AtomicUsize,
+    overflow: AtomicBool,
+    overflow_notify: Notify,
+}
+
+#[derive(Debug, Default)]
+struct QueueState {
+    items: VecDeque<Arc<Push>>,
+    receiver_gone: bool,
+}
+
+/// Slots a drained queue may keep (4 pointers); more are given back.
+const KEEP_SLOTS: usize = 4;
 
 /// A bounded outgoing queue for one session.
 pub fn session_queue(capacity: usize) -> (SessionSender, SessionReceiver) {
-    let (tx, rx) = mpsc::channel(capacity.max(1));
-    let overflow = Arc::new(Overflow::default());
+    let queue = Arc::new(Queue {
+        state: Mutex::new(QueueState::default()),
+        waker: AtomicWaker::new(),
+        capacity: capacity.max(1),
+        senders: AtomicUsize::new(1),
+        overflow: AtomicBool::new(false),
+        overflow_notify: Notify::new(),
+    });
     (
         SessionSender {
-            tx,
-            overflow: overflow.clone(),
+            queue: queue.clone(),
         },
-        SessionReceiver { rx, overflow },
+        SessionReceiver { queue },
     )
+}
+
+impl Clone for SessionSender {
+    fn clone(&self) -> Self {
+        self.queue.senders.fetch_add(1, Ordering::Relaxed);
+        SessionSender {
+            queue: self.queue.clone(),
+        }
+    }
+}
+
+impl Drop for SessionSender {
+    fn drop(&mut self) {
+        if self.queue.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // The receiver learns that nothing more will come.
+            self.queue.waker.wake();
+        }
+    }
 }
 
 impl SessionSender {
     /// Queues a push without waiting. A full queue marks the session as a slow consumer
     /// (it will be closed) and returns false.
     pub fn offer(&self, push: &Arc<Push>) -> bool {
-        if self.overflow.flag.load(Ordering::Relaxed) {
+        let q = &self.queue;
+        if q.overflow.load(Ordering::Relaxed) {
             return false;
         }
-        match self.tx.try_send(push.clone()) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.overflow.flag.store(true, Ordering::Relaxed);
-                self.overflow.notify.notify_one();
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        let mut state = q.state.lock();
+        if state.receiver_gone {
+            return false;
         }
+        if state.items.len() >= q.capacity {
+            drop(state);
+            q.overflow.store(true, Ordering::Relaxed);
+            q.overflow_notify.notify_one();
+            return false;
+        }
+        state.items.push_back(push.clone());
+        drop(state);
+        q.waker.wake();
+        true
+    }
+}
+
+impl Drop for SessionReceiver {
+    fn drop(&mut self) {
+        let mut state = self.queue.state.lock();
+        state.receiver_gone = true;
+        state.items = VecDeque::new();
     }
 }
 
 impl SessionReceiver {
     /// The next queued push; `None` when the hub dropped the session.
     pub async fn recv(&mut self) -> Option<Arc<Push>> {
-        self.rx.recv().await
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    fn poll_recv(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Option<Arc<Push>>> {
+        if let Some(p) = self.pop() {
+            return Poll::Ready(Some(p));
+        }
+        self.queue.waker.register(cx.waker());
+        // Checked again after registering: a push or the last sender's drop in between
+        // would otherwise go unnoticed.
+        if let Some(p) = self.pop() {
+            return Poll::Ready(Some(p));
+        }
+        if self.queue.senders.load(Ordering::Acquire) == 0 {
+            return Poll::Ready(self.pop());
+        }
+        Poll::Pending
+    }
+
+    fn pop(&mut self) -> Option<Arc<Push>> {
+        let mut state = self.queue.state.lock();
+        let push = state.items.pop_front();
+        if state.items.is_empty() && state.items.capacity() > KEEP_SLOTS {
+            state.items = VecDeque::new();
+        }
+        push
     }
 
     /// The next queued push, if one is waiting.
     pub fn try_recv(&mut self) -> Option<Arc<Push>> {
-        self.rx.try_recv().ok()
+        self.pop()
     }
 
     /// True once the queue has overflowed.
     pub fn overflowed(&self) -> bool {
-        self.overflow.flag.load(Ordering::Relaxed)
+        self.queue.overflow.load(Ordering::Relaxed)
     }
 
     /// A handle that completes when the queue overflows, usable while receiving.
     pub fn overflow_signal(&self) -> OverflowSignal {
-        OverflowSignal(self.overflow.clone())
+        OverflowSignal(self.queue.clone())
     }
 }
 
 /// Completes when a session queue overflows; see [`SessionReceiver::overflow_signal`].
 #[derive(Debug, Clone)]
-pub struct OverflowSignal(Arc<Overflow>);
+pub struct OverflowSignal(Arc<Queue>);
 
 impl OverflowSignal {
     /// Waits for the overflow (returns at once if it already happened).
     pub async fn wait(&self) {
         loop {
-            let notified = self.0.notify.notified();
-            if self.0.flag.load(Ordering::Relaxed) {
+            let notified = self.0.overflow_notify.notified();
+            if self.0.overflow.load(Ordering::Relaxed) {
                 return;
             }
             notified.await;
@@ -128,6 +211,10 @@ pub trait SessionHub: Send + Sync + 'static {
 
 /// The in-process hub: indexes by user and by group, one read-write lock that is never held
 /// across an await.
+///
+/// Every index entry knows its position (its "slot"), so unregistering is O(1) per index
+/// (`swap_remove`, then the moved session's slot is updated) however many sessions share a
+/// group; a mass disconnect holds the write lock only briefly per session.
 #[derive(Debug, Default)]
 pub struct LocalHub {
     next_id: AtomicU64,
@@ -145,6 +232,10 @@ struct HubInner {
 struct Entry {
     reader: Reader,
     sender: SessionSender,
+    /// Position of this session in `by_user[reader.user]` (index 0) and in
+    /// `by_group[reader.groups[k]]` (index 1 + k). `u32` keeps the entry small; a hub holds
+    /// far fewer than 4 billion sessions.
+    slots: Box<[u32]>,
 }
 
 impl LocalHub {
@@ -154,11 +245,61 @@ impl LocalHub {
     }
 }
 
-fn remove_from(index: &mut HashMap<String, Vec<SessionId>>, key: &str, id: SessionId) {
-    if let Some(ids) = index.get_mut(key) {
-        ids.retain(|x| *x != id);
+/// Appends `id` to the index list under `key` and returns its position.
+fn add_to(index: &mut HashMap<String, Vec<SessionId>>, key: &str, id: SessionId) -> u32 {
+    let ids = match index.get_mut(key) {
+        Some(ids) => ids,
+        None => index.entry(key.to_string()).or_default(),
+    };
+    ids.push(id);
+    (ids.len() - 1) as u32
+}
+
+/// Which index a slot belongs to: the user index (`None`) or the group index of the given
+/// group name.
+fn slot_index(reader: &Reader, key_is_user: bool, key: &str, slots: &[u32], at: u32) -> usize {
+    if key_is_user {
+        return 0;
+    }
+    // A token may list a group twice; then the session sits in that group's list twice and
+    // the occurrence is told apart by its position.
+    reader
+        .groups
+        .iter()
+        .enumerate()
+        .position(|(k, g)| g == key && slots[1 + k] == at)
+        .map_or(0, |k| 1 + k)
+}
+
+impl HubInner {
+    /// Removes position `at` from the list under `key` in O(1); the session that was last
+    /// moves into the hole and its slot is updated.
+    fn remove_slot(&mut self, key_is_user: bool, key: &str, at: u32) {
+        let index = if key_is_user {
+            &mut self.by_user
+        } else {
+            &mut self.by_group
+        };
+        let Some(ids) = index.get_mut(key) else {
+            return;
+        };
+        let at_usize = at as usize;
+        if at_usize >= ids.len() {
+            return;
+        }
+        let last = (ids.len() - 1) as u32;
+        ids.swap_remove(at_usize);
         if ids.is_empty() {
             index.remove(key);
+            return;
+        }
+        if at == last {
+            return;
+        }
+        let moved = ids[at_usize];
+        if let Some(entry) = self.sessions.get_mut(&moved) {
+            let k = slot_index(&entry.reader, key_is_user, key, &entry.slots, last);
+            entry.slots[k] = at;
         }
     }
 }
@@ -166,20 +307,18 @@ fn remove_from(index: &mut HashMap<String, Vec<SessionId>>, key: &str, id: Sessi
 impl SessionHub for LocalHub {
     fn register(&self, reader: &Reader, sender: SessionSender) -> SessionId {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut slots = Vec::with_capacity(1 + reader.groups.len());
         let mut inner = self.inner.write();
-        inner
-            .by_user
-            .entry(reader.user.clone())
-            .or_default()
-            .push(id);
+        slots.push(add_to(&mut inner.by_user, &reader.user, id));
         for g in &reader.groups {
-            inner.by_group.entry(g.clone()).or_default().push(id);
+            slots.push(add_to(&mut inner.by_group, g, id));
         }
         inner.sessions.insert(
             id,
             Entry {
                 reader: reader.clone(),
                 sender,
+                slots: slots.into_boxed_slice(),
             },
         );
         id
@@ -187,11 +326,20 @@ impl SessionHub for LocalHub {
 
     fn unregister(&self, id: SessionId) {
         let mut inner = self.inner.write();
-        if let Some(entry) = inner.sessions.remove(&id) {
-            remove_from(&mut inner.by_user, &entry.reader.user, id);
-            for g in &entry.reader.groups {
-                remove_from(&mut inner.by_group, g, id);
-            }
+        let Some(entry) = inner.sessions.remove(&id) else {
+            return;
+        };
+        inner.remove_slot(true, &entry.reader.user, entry.slots[0]);
+        // Later occurrences of a repeated group first: removing one occurrence never moves
+        // another occurrence of the same session (it is not last unless it is the highest).
+        let mut order: Vec<usize> = (0..entry.reader.groups.len()).collect();
+        order.sort_by_key(|&k| std::cmp::Reverse(entry.slots[1 + k]));
+        for k in order {
+            let at = entry.slots[1 + k];
+            let group = &entry.reader.groups[k];
+            // This session is gone from `sessions`; if it is the one moved (a repeated group),
+            // nothing needs updating.
+            inner.remove_slot(false, group, at);
         }
     }
 
@@ -311,6 +459,86 @@ mod tests {
         hub.unregister(a);
         assert_eq!(hub.session_count(), 1);
         assert_eq!(hub.deliver(&push_for(Audience::User("ann".into()))), 0);
+    }
+
+    #[tokio::test]
+    async fn queue_wakes_the_receiver_ends_with_the_senders_and_gives_slots_back() {
+        let (tx, mut rx) = session_queue(300);
+        let tx2 = tx.clone();
+        let waiting = tokio::spawn(async move {
+            let first = rx.recv().await;
+            (first, rx)
+        });
+        tokio::task::yield_now().await;
+        let push = push_for(Audience::Broadcast);
+        assert!(tx.offer(&push), "a waiting receiver is woken");
+        let (first, mut rx) = waiting.await.unwrap();
+        assert!(first.is_some());
+        for _ in 0..256 {
+            assert!(tx2.offer(&push));
+        }
+        assert!(rx.queue.state.lock().items.capacity() >= 256);
+        let mut got = 0;
+        while rx.try_recv().is_some() {
+            got += 1;
+        }
+        assert_eq!(got, 256);
+        assert!(
+            rx.queue.state.lock().items.capacity() <= KEEP_SLOTS,
+            "a drained queue keeps no burst-sized buffer"
+        );
+        drop(tx);
+        assert!(tx2.offer(&push), "one sender left");
+        drop(tx2);
+        assert!(
+            rx.recv().await.is_some(),
+            "what was queued is still received"
+        );
+        assert!(rx.recv().await.is_none(), "then the end");
+        let (tx, rx) = session_queue(4);
+        drop(rx);
+        assert!(!tx.offer(&push), "nobody receives");
+    }
+
+    #[test]
+    fn unregister_in_any_order_keeps_the_indexes_exact() {
+        let hub = LocalHub::new();
+        let mut live: Vec<(SessionId, Reader, SessionReceiver)> = Vec::new();
+        for i in 0..60 {
+            let (tx, rx) = session_queue(1024);
+            // Two users share sessions, groups overlap, and one token repeats a group.
+            let mut groups = vec![format!("g{}", i % 3), "all".to_string()];
+            if i % 7 == 0 {
+                groups.push(format!("g{}", i % 3));
+            }
+            let reader = Reader::new(format!("u{}", i % 5), groups);
+            let id = hub.register(&reader, tx);
+            live.push((id, reader, rx));
+        }
+        // Remove in a scrambled order, checking every index after each removal.
+        let mut step = 0usize;
+        while !live.is_empty() {
+            step = (step + 17) % live.len();
+            let (id, _, _) = live.swap_remove(step);
+            hub.unregister(id);
+            hub.unregister(id); // twice is harmless
+            for g in ["g0", "g1", "g2", "all"] {
+                let want: usize = live
+                    .iter()
+                    .map(|(_, r, _)| r.groups.iter().filter(|x| *x == g).count())
+                    .sum();
+                let got = hub.deliver(&push_for(Audience::Group(g.into())));
+                assert_eq!(got, want, "group {g} with {} sessions left", live.len());
+            }
+            for u in 0..5 {
+                let user = format!("u{u}");
+                let want = live.iter().filter(|(_, r, _)| r.user == user).count();
+                assert_eq!(hub.deliver(&push_for(Audience::User(user))), want);
+            }
+            assert_eq!(hub.session_count(), live.len());
+        }
+        let inner = hub.inner.read();
+        assert!(inner.by_user.is_empty() && inner.by_group.is_empty());
     }
 
     #[test]
