@@ -160,6 +160,20 @@ impl SessionReceiver {
         self.pop()
     }
 
+    /// The next queued push, if one is waiting and `take` accepts it (otherwise it stays
+    /// first in the queue).
+    pub fn try_recv_if(&mut self, take: impl FnOnce(&Arc<Push>) -> bool) -> Option<Arc<Push>> {
+        let mut state = self.queue.state.lock();
+        if !state.items.front().is_some_and(take) {
+            return None;
+        }
+        let push = state.items.pop_front();
+        if state.items.is_empty() && state.items.capacity() > KEEP_SLOTS {
+            state.items = VecDeque::new();
+        }
+        push
+    }
+
     /// True once the queue has overflowed.
     pub fn overflowed(&self) -> bool {
         self.queue.overflow.load(Ordering::Relaxed)

@@ -24,6 +24,13 @@ use crate::model::{Cursor, Push};
 use crate::service::NotifyService;
 use crate::store::Reader;
 
+/// Most pushes written as one WebSocket message.
+const BATCH_FRAMES: usize = 32;
+/// Most notification JSON bytes joined into one WebSocket message. Writing several frames
+/// at once saves a syscall per frame in bursts; the cap bounds the message (and so
+/// tungstenite's write buffer, which is released after each write) to a few KiB.
+const BATCH_BYTES: usize = 3 * 1024;
+
 struct Session<O> {
     service: Arc<NotifyService>,
     out: O,
@@ -195,11 +202,13 @@ where
                         return Close::Done { reason: "error", code: 1011 };
                     };
                     // Pushes already waiting go out in the same WebSocket message (one
-                    // write), up to 32 of them.
+                    // write), at most BATCH_FRAMES of them and BATCH_BYTES of JSON: a push
+                    // that would pass the cap waits for the next message, so only a single
+                    // push larger than the cap makes a larger message.
                     let mut bytes = push.json.len();
                     let mut batch = vec![push];
-                    while batch.len() < 32 && bytes < 3 * 1024 {
-                        match self.rx.try_recv() {
+                    while batch.len() < BATCH_FRAMES {
+                        match self.rx.try_recv_if(|p| bytes + p.json.len() <= BATCH_BYTES) {
                             Some(p) => {
                                 bytes += p.json.len();
                                 batch.push(p)
