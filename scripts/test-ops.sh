@@ -141,6 +141,31 @@ check_crates() {
   RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --locked
 
   msrv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
+  step "the libraries' locked dependencies all declare a rust-version <= $msrv"
+  cargo metadata --format-version 1 --locked --filter-platform x86_64-unknown-linux-gnu |
+    python3 -c '
+import json, sys
+msrv = tuple(int(x) for x in sys.argv[1].split(".")[:2])
+m = json.load(sys.stdin)
+pk = {p["id"]: p for p in m["packages"]}
+nodes = {n["id"]: n for n in m["resolve"]["nodes"]}
+libs = [p["id"] for p in m["packages"]
+        if p["name"] in ("notify-core", "notify-axum", "notify-warp", "notify-kafka", "notify-mongo")]
+seen, stack = set(), list(libs)
+while stack:  # normal and build dependencies, what a user of the crates compiles
+    i = stack.pop()
+    if i in seen:
+        continue
+    seen.add(i)
+    stack += [d["pkg"] for d in nodes[i]["deps"]
+              if any(k["kind"] in (None, "build") for k in d["dep_kinds"])]
+newer = sorted((pk[i]["name"], pk[i]["version"], pk[i]["rust_version"]) for i in seen
+               if pk[i].get("rust_version")
+               and tuple(int(x) for x in pk[i]["rust_version"].split(".")[:2]) > msrv)
+if newer:
+    sys.exit("dependencies need a newer Rust than rust-version: %s" % newer)
+print("%d crates ok" % len(seen))
+' "$msrv"
   step "cargo check of the libraries with Rust $msrv (the declared rust-version)"
   rustup toolchain list | grep -q "^$msrv" || rustup toolchain install "$msrv" --profile minimal
   # Its own target dir: artifacts of two compilers do not mix.

@@ -1,3 +1,4 @@
+#![doc = include_str!("../README.md")]
 //! # notify-kafka
 //!
 //! Kafka for [`notify_core`]: consume business events with at-least-once commits, dead-letter
