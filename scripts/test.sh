@@ -31,7 +31,7 @@ rustup component add rustfmt clippy >/dev/null 2>&1 || true
 bash scripts/chromium.sh
 
 step "operations checks started in the background (scripts/test-ops.sh: Go tools, chart, alerts)"
-bash scripts/test-ops.sh deploy >"$STATE/test-ops.log" 2>&1 &
+bash scripts/test-ops.sh deploy alerts >"$STATE/test-ops.log" 2>&1 &
 ops_pid=$!
 
 step "format and lints"
