@@ -38,6 +38,9 @@ step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
+step "crates ready to publish: package, docs (warnings denied), rust-version of dependencies"
+bash scripts/test-ops.sh crates
+
 step "start Kafka and FerretDB"
 bash scripts/kafka.sh start "$STATE" &
 kafka_pid=$!
