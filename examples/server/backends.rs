@@ -19,7 +19,7 @@ enum Events {
 }
 
 /// The chosen backends, before the service exists.
-pub struct Backends {
+pub(crate) struct Backends {
     pub store: Arc<dyn NotificationStore>,
     pub sink: Arc<dyn EventSink>,
     pub source: Arc<dyn EventSource>,
@@ -29,7 +29,7 @@ pub struct Backends {
 }
 
 /// What runs once the service exists.
-pub struct Running {
+pub(crate) struct Running {
     pipeline: Stage,
     sweeper: tokio::task::JoinHandle<()>,
 }
@@ -75,7 +75,7 @@ async fn connect_kafka(brokers: &str, config: &Config) -> Result<Kafka> {
 
 impl Backends {
     /// Connects the configured backends.
-    pub async fn start(config: &Config) -> Result<Self> {
+    pub(crate) async fn start(config: &Config) -> Result<Self> {
         let (store, store_name): (Arc<dyn NotificationStore>, _) = match &config.mongo_uri {
             Some(uri) => (Arc::new(connect_mongo(uri, config).await?), "mongodb"),
             None => (Arc::new(MemoryStore::new()), "memory"),
@@ -109,7 +109,7 @@ impl Backends {
 
     /// Starts the pipeline (for Kafka: the storing pipeline and this instance's fan-out)
     /// and the retention sweeper.
-    pub async fn run(&self, service: Arc<NotifyService>) -> Result<Running> {
+    pub(crate) async fn run(&self, service: Arc<NotifyService>) -> Result<Running> {
         let pipeline = match &self.events {
             Events::Memory(source) => {
                 Stage::Memory(Pipeline::new(service.clone(), source.clone()).spawn())
@@ -125,7 +125,7 @@ impl Backends {
 
 impl Running {
     /// Drains the pipeline: stores and acknowledges (commits) what it took.
-    pub async fn shutdown(self, deadline: Duration) {
+    pub(crate) async fn shutdown(self, deadline: Duration) {
         self.sweeper.abort();
         match self.pipeline {
             Stage::Memory(p) => p.shutdown(deadline).await,

@@ -10,9 +10,9 @@ use notify_core::auth::Authenticator;
 use notify_core::{Error, Result, Rules, ServiceConfig};
 
 /// The demo secret of the contract (demo mode only).
-pub const DEMO_SECRET: &str = "notify-demo-secret";
+pub(crate) const DEMO_SECRET: &str = "notify-demo-secret";
 /// The demo publish key of the contract (demo mode only).
-pub const DEMO_PUBLISH_KEY: &str = "notify-demo-key";
+pub(crate) const DEMO_PUBLISH_KEY: &str = "notify-demo-key";
 
 /// Command-line flags; each falls back to its environment variable.
 #[derive(Debug, Parser)]
@@ -20,7 +20,7 @@ pub const DEMO_PUBLISH_KEY: &str = "notify-demo-key";
     name = "server",
     about = "Real-time notification service (STOMP over WebSocket, SSE, REST)"
 )]
-pub struct Args {
+pub(crate) struct Args {
     /// HTTP/WebSocket address.
     #[arg(long, env = "NOTIFY_LISTEN", default_value = "127.0.0.1:8080")]
     listen: String,
@@ -87,14 +87,14 @@ pub struct Args {
 
 /// Which adapter serves HTTP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Http {
+pub(crate) enum Http {
     Axum,
     Warp,
 }
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
-pub struct Config {
+pub(crate) struct Config {
     pub listen: SocketAddr,
     pub http: Http,
     pub demo: bool,
@@ -112,7 +112,7 @@ pub struct Config {
 }
 
 /// Parses `30d`, `12h`, `90m`, `45s` or plain seconds.
-pub fn parse_duration(s: &str, variable: &str) -> Result<Duration> {
+pub(crate) fn parse_duration(s: &str, variable: &str) -> Result<Duration> {
     let s = s.trim();
     let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
     let n: u64 = number.parse().map_err(|_| {
@@ -145,7 +145,7 @@ fn non_empty(v: Option<String>) -> Option<String> {
 
 impl Config {
     /// Validates the flags and variables.
-    pub fn from_args(args: Args) -> Result<Self> {
+    pub(crate) fn from_args(args: Args) -> Result<Self> {
         let mut listen: SocketAddr = args.listen.parse().map_err(|_| {
             Error::config(
                 "NOTIFY_LISTEN",

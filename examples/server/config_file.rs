@@ -12,11 +12,11 @@ use notify_core::{Error, Result};
 use crate::config::Args;
 
 /// The variable that names the file (also the flag `--config`).
-pub const CONFIG_VARIABLE: &str = "NOTIFY_CONFIG";
+pub(crate) const CONFIG_VARIABLE: &str = "NOTIFY_CONFIG";
 
 /// Parses flags, variables and the configuration file into [`Args`]. `--help`, `--version`
 /// and flag errors exit as clap does; a bad file is an error naming `NOTIFY_CONFIG`.
-pub fn parse_args() -> Result<Args> {
+pub(crate) fn parse_args() -> Result<Args> {
     let argv: Vec<OsString> = std::env::args_os().collect();
     let mut command = Args::command();
     let path = config_path(&argv).or_else(|| {

@@ -12,7 +12,7 @@ const WIDGET_JS: &[u8] = include_bytes!("../assets/notify-bell.js");
 const DEMO_HTML: &str = include_str!("../assets/demo.html");
 
 /// `/widget/notify-bell.js`: the one-file widget any site can embed.
-pub fn widget_routes() -> Router {
+pub(crate) fn widget_routes() -> Router {
     Router::new().route(
         "/widget/notify-bell.js",
         get(|| async {
@@ -29,13 +29,13 @@ pub fn widget_routes() -> Router {
 }
 
 #[derive(serde::Deserialize)]
-pub struct TokenQuery {
+pub(crate) struct TokenQuery {
     user: Option<String>,
     groups: Option<String>,
 }
 
 /// Mints a demo token: `{"token","user","groups","expires_in"}`.
-pub fn mint(secret: &str, q: TokenQuery) -> serde_json::Value {
+pub(crate) fn mint(secret: &str, q: TokenQuery) -> serde_json::Value {
     let user = q
         .user
         .filter(|u| !u.is_empty())
@@ -53,7 +53,7 @@ pub fn mint(secret: &str, q: TokenQuery) -> serde_json::Value {
 }
 
 /// The same routes as warp filters, for `NOTIFY_HTTP=warp`.
-pub fn warp_routes(
+pub(crate) fn warp_routes(
     demo: Option<(String, String)>,
 ) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
     use warp::{Filter, Reply};
@@ -93,7 +93,7 @@ pub fn warp_routes(
 }
 
 /// `/demo` and `/demo/token?user=alice&groups=a,b` (demo mode only: it mints tokens).
-pub fn demo_routes(secret: String, publish_key: String) -> Router {
+pub(crate) fn demo_routes(secret: String, publish_key: String) -> Router {
     let page = DEMO_HTML.replace("__PUBLISH_KEY__", &publish_key);
     Router::new()
         .route(

@@ -11,7 +11,7 @@ use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     /// Text; ANSI colours only when standard output is a terminal.
     Text,
     /// One JSON object per line.
@@ -20,7 +20,7 @@ pub enum LogFormat {
 
 impl LogFormat {
     /// Parses `NOTIFY_LOG_FORMAT`.
-    pub fn parse(value: &str) -> Result<Self> {
+    pub(crate) fn parse(value: &str) -> Result<Self> {
         match value.trim() {
             "" | "text" => Ok(LogFormat::Text),
             "json" => Ok(LogFormat::Json),
@@ -33,11 +33,11 @@ impl LogFormat {
 }
 
 /// A boxed layer over the plain registry, so the OpenTelemetry layer can be added beside it.
-pub type BoxedLayer = Box<dyn Layer<Registry> + Send + Sync>;
+pub(crate) type BoxedLayer = Box<dyn Layer<Registry> + Send + Sync>;
 
 /// Installs the global subscriber: `RUST_LOG` (default `info`), the format, and `extra`
 /// layers (span export).
-pub fn init(format: LogFormat, extra: Option<BoxedLayer>) {
+pub(crate) fn init(format: LogFormat, extra: Option<BoxedLayer>) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,notify_core=info"));
     let fmt: BoxedLayer = match format {

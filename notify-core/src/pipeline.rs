@@ -103,6 +103,14 @@ pub struct Pipeline {
     config: PipelineConfig,
 }
 
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A running pipeline; [`PipelineHandle::shutdown`] drains it.
 #[derive(Debug)]
 pub struct PipelineHandle {

@@ -95,6 +95,14 @@ pub struct NotifyServiceBuilder {
     config: ServiceConfig,
 }
 
+impl std::fmt::Debug for NotifyServiceBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NotifyServiceBuilder")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
 impl NotifyServiceBuilder {
     /// Uses another hub than the [`LocalHub`].
     pub fn hub(mut self, hub: Arc<dyn SessionHub>) -> Self {

@@ -7,7 +7,7 @@ use chrono::Utc;
 use crate::model::{notification_id, Audience, Notification, Priority, Push};
 
 /// A push for `audience` with a fresh id.
-pub fn push_for(audience: Audience) -> Arc<Push> {
+pub(crate) fn push_for(audience: Audience) -> Arc<Push> {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     let event_id = format!("unit-{}", N.fetch_add(1, Ordering::Relaxed));

@@ -146,6 +146,7 @@ pub fn event_for(users: &[&str], title: &str) -> Value {
 }
 
 /// A real STOMP client over WebSocket.
+#[derive(Debug)]
 pub struct StompClient {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     /// Frames that arrived in the same WebSocket message as an earlier one.

@@ -15,7 +15,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
 /// The broker under test, or `None` after printing the skip line.
-pub fn broker() -> Option<String> {
+pub(crate) fn broker() -> Option<String> {
     match std::env::var("NOTIFY_TEST_KAFKA") {
         Ok(b) if !b.trim().is_empty() => {
             init_tracing();
@@ -28,7 +28,7 @@ pub fn broker() -> Option<String> {
     }
 }
 
-pub fn init_tracing() {
+pub(crate) fn init_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -41,7 +41,7 @@ pub fn init_tracing() {
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
 /// A name no other test (or earlier run) uses.
-pub fn unique(name: &str) -> String {
+pub(crate) fn unique(name: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -54,7 +54,7 @@ pub fn unique(name: &str) -> String {
 }
 
 /// A configuration on a fresh topic and group.
-pub fn config(brokers: &str, name: &str) -> KafkaConfig {
+pub(crate) fn config(brokers: &str, name: &str) -> KafkaConfig {
     let topic = unique(name);
     KafkaConfig::new(brokers)
         .group(format!("{topic}-g"))
@@ -63,7 +63,7 @@ pub fn config(brokers: &str, name: &str) -> KafkaConfig {
 }
 
 /// Creates `topic` with `partitions` partitions (before `Kafka::connect`, which then keeps it).
-pub async fn create_topic(brokers: &str, topic: &str, partitions: i32) {
+pub(crate) async fn create_topic(brokers: &str, topic: &str, partitions: i32) {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     use rdkafka::client::DefaultClientContext;
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
@@ -81,13 +81,13 @@ pub async fn create_topic(brokers: &str, topic: &str, partitions: i32) {
 }
 
 /// A service on `store` with a local hub (its own sink is an unused in-memory one).
-pub fn service(store: Arc<dyn NotificationStore>) -> Arc<NotifyService> {
+pub(crate) fn service(store: Arc<dyn NotificationStore>) -> Arc<NotifyService> {
     let (_source, publisher) = MemorySource::new(16);
     NotifyService::builder(store, Arc::new(publisher), Authenticator::hs256(b"test")).build()
 }
 
 /// Connects and starts, waiting until the storing consumer has partitions.
-pub async fn start(config: KafkaConfig, service: Arc<NotifyService>) -> KafkaRunning {
+pub(crate) async fn start(config: KafkaConfig, service: Arc<NotifyService>) -> KafkaRunning {
     let kafka = Kafka::connect(config).await.expect("connect");
     let running = kafka.start(service).await.expect("start");
     assert!(
@@ -98,7 +98,7 @@ pub async fn start(config: KafkaConfig, service: Arc<NotifyService>) -> KafkaRun
 }
 
 /// Registers a session for `user` and returns its queue.
-pub fn session(
+pub(crate) fn session(
     service: &NotifyService,
     user: &str,
     groups: &[&str],
@@ -113,7 +113,11 @@ pub fn session(
 }
 
 /// The next `n` pushes, or panics after `timeout`.
-pub async fn recv_n(rx: &mut SessionReceiver, n: usize, timeout: Duration) -> Vec<Arc<Push>> {
+pub(crate) async fn recv_n(
+    rx: &mut SessionReceiver,
+    n: usize,
+    timeout: Duration,
+) -> Vec<Arc<Push>> {
     let deadline = Instant::now() + timeout;
     let mut out = Vec::with_capacity(n);
     while out.len() < n {
@@ -128,14 +132,14 @@ pub async fn recv_n(rx: &mut SessionReceiver, n: usize, timeout: Duration) -> Ve
 }
 
 /// Nothing more arrives within `wait`.
-pub async fn assert_quiet(rx: &mut SessionReceiver, wait: Duration) {
+pub(crate) async fn assert_quiet(rx: &mut SessionReceiver, wait: Duration) {
     if let Ok(Some(p)) = tokio::time::timeout(wait, rx.recv()).await {
         panic!("unexpected push {}", p.notification.id);
     }
 }
 
 /// A plain producer (the test's own, not the adapter's code).
-pub fn raw_producer(brokers: &str) -> FutureProducer {
+pub(crate) fn raw_producer(brokers: &str) -> FutureProducer {
     ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("linger.ms", "0")
@@ -143,7 +147,12 @@ pub fn raw_producer(brokers: &str) -> FutureProducer {
         .unwrap()
 }
 
-pub async fn produce(p: &FutureProducer, topic: &str, key: &str, payload: &[u8]) -> (i32, i64) {
+pub(crate) async fn produce(
+    p: &FutureProducer,
+    topic: &str,
+    key: &str,
+    payload: &[u8],
+) -> (i32, i64) {
     let d = p
         .send(
             FutureRecord::to(topic).key(key).payload(payload),
@@ -156,7 +165,7 @@ pub async fn produce(p: &FutureProducer, topic: &str, key: &str, payload: &[u8])
 }
 
 /// A valid event for `user`.
-pub fn event(id: &str, user: &str) -> String {
+pub(crate) fn event(id: &str, user: &str) -> String {
     serde_json::json!({
         "id": id,
         "type": "test.event",
@@ -168,7 +177,12 @@ pub fn event(id: &str, user: &str) -> String {
 }
 
 /// Reads `n` messages of `topic` from the beginning (all partitions).
-pub fn read_topic(brokers: &str, topic: &str, n: usize, timeout: Duration) -> Vec<OwnedMessage> {
+pub(crate) fn read_topic(
+    brokers: &str,
+    topic: &str,
+    n: usize,
+    timeout: Duration,
+) -> Vec<OwnedMessage> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", unique("reader"))
@@ -194,7 +208,7 @@ pub fn read_topic(brokers: &str, topic: &str, n: usize, timeout: Duration) -> Ve
     out
 }
 
-pub fn header(m: &OwnedMessage, key: &str) -> Option<String> {
+pub(crate) fn header(m: &OwnedMessage, key: &str) -> Option<String> {
     use rdkafka::message::Headers;
     let h = m.headers()?;
     h.iter()

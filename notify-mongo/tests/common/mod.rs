@@ -7,7 +7,7 @@ use std::time::Duration;
 use notify_mongo::{MongoOptions, MongoStore};
 
 /// The server URI, or `None` (after printing why) when the tests should skip.
-pub fn uri() -> Option<String> {
+pub(crate) fn uri() -> Option<String> {
     match std::env::var("NOTIFY_TEST_MONGO") {
         Ok(u) if !u.trim().is_empty() => Some(u),
         _ => {
@@ -18,7 +18,7 @@ pub fn uri() -> Option<String> {
 }
 
 /// Short timeouts so outages are detected quickly in tests.
-pub fn options() -> MongoOptions {
+pub(crate) fn options() -> MongoOptions {
     MongoOptions {
         server_selection_timeout: Duration::from_secs(2),
         connect_timeout: Duration::from_secs(2),
@@ -28,7 +28,7 @@ pub fn options() -> MongoOptions {
 }
 
 /// A fresh database name: unique per process and call.
-pub fn fresh_db(tag: &str) -> String {
+pub(crate) fn fresh_db(tag: &str) -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
     let n = N.fetch_add(1, Ordering::Relaxed);
     let nanos = std::time::SystemTime::now()
@@ -39,7 +39,7 @@ pub fn fresh_db(tag: &str) -> String {
 }
 
 /// Logs to the test output (`RUST_LOG`, default `notify_mongo=info`).
-pub fn init_logs() {
+pub(crate) fn init_logs() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("notify_mongo=info"));
     let _ = tracing_subscriber::fmt()
@@ -49,7 +49,7 @@ pub fn init_logs() {
 }
 
 /// Connects to a fresh, empty database.
-pub async fn fresh_store(uri: &str, tag: &str) -> MongoStore {
+pub(crate) async fn fresh_store(uri: &str, tag: &str) -> MongoStore {
     init_logs();
     MongoStore::connect_with(uri, &fresh_db(tag), options())
         .await
@@ -57,12 +57,12 @@ pub async fn fresh_store(uri: &str, tag: &str) -> MongoStore {
 }
 
 /// Drops the store's database (best effort).
-pub async fn drop(store: &MongoStore) {
+pub(crate) async fn drop(store: &MongoStore) {
     let _ = store.database().drop().await;
 }
 
 /// Number of documents in one collection.
-pub async fn count(store: &MongoStore, collection: &str) -> u64 {
+pub(crate) async fn count(store: &MongoStore, collection: &str) -> u64 {
     store
         .database()
         .collection::<notify_mongo::mongodb::bson::Document>(collection)

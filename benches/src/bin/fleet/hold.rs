@@ -22,7 +22,7 @@ use crate::wire::{self, HolderResult};
 
 /// Flags of `fleet hold` (set by `fleet run`).
 #[derive(Debug, Clone, Args)]
-pub struct HoldArgs {
+pub(crate) struct HoldArgs {
     /// Server instances, `host:port`, comma-separated; session i goes to instance i mod n.
     #[arg(long, value_delimiter = ',')]
     pub servers: Vec<String>,
@@ -71,7 +71,7 @@ fn now_us() -> i64 {
 type Ws = WebSocketStream<TcpStream>;
 
 /// Runs a holder; the exit code.
-pub fn main(args: HoldArgs) -> i32 {
+pub(crate) fn main(args: HoldArgs) -> i32 {
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all();

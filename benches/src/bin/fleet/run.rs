@@ -19,7 +19,7 @@ use crate::wire::{self, HolderResult};
 
 /// Flags of `fleet run`.
 #[derive(Debug, Clone, Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// Server binary (e.g. target/release/examples/server).
     #[arg(long)]
     server: PathBuf,
@@ -106,7 +106,7 @@ fn now_us() -> i64 {
 }
 
 /// Runs the orchestrator; the exit code.
-pub fn main(args: RunArgs) -> i32 {
+pub(crate) fn main(args: RunArgs) -> i32 {
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

@@ -3,17 +3,17 @@
 use serde::{Deserialize, Serialize};
 
 /// Stdout line prefix: the connect phase is over (`READY <ready> <failed>`).
-pub const READY: &str = "READY";
+pub(crate) const READY: &str = "READY";
 /// Stdout line prefix: frames of this run seen so far (`DELIVERED <n>`).
-pub const DELIVERED: &str = "DELIVERED";
+pub(crate) const DELIVERED: &str = "DELIVERED";
 /// Stdout line: the result file is written.
-pub const DONE: &str = "DONE";
+pub(crate) const DONE: &str = "DONE";
 /// Stdin line from the orchestrator: stop the sessions and write the result file.
-pub const STOP: &str = "STOP";
+pub(crate) const STOP: &str = "STOP";
 
 /// What one holder saw, written to its `--out` file.
 #[derive(Debug, Default, Serialize, Deserialize)]
-pub struct HolderResult {
+pub(crate) struct HolderResult {
     /// First session index of this holder.
     pub first: usize,
     /// Sessions it was asked to open.
@@ -37,7 +37,7 @@ pub struct HolderResult {
 }
 
 /// Open files of a process (entries of `/proc/<pid>/fd`).
-pub fn open_files(pid: u32) -> u64 {
+pub(crate) fn open_files(pid: u32) -> u64 {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .map(|d| d.count() as u64)
         .unwrap_or(0)

@@ -9,14 +9,14 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufStream};
 use tokio::net::TcpStream;
 
 /// One keep-alive connection, reopened when the server closed it.
-pub struct Http {
+pub(crate) struct Http {
     addr: SocketAddr,
     host: String,
     conn: Option<BufStream<TcpStream>>,
 }
 
 /// A response: status and body.
-pub struct Response {
+pub(crate) struct Response {
     /// HTTP status code.
     pub status: u16,
     /// The body (chunked bodies are joined).
@@ -25,7 +25,7 @@ pub struct Response {
 
 impl Http {
     /// A client for the server at `addr` (`host` goes in the `Host` header).
-    pub fn new(addr: SocketAddr, host: String) -> Self {
+    pub(crate) fn new(addr: SocketAddr, host: String) -> Self {
         Http {
             addr,
             host,
@@ -34,7 +34,7 @@ impl Http {
     }
 
     /// Sends a request; retries once on a fresh connection if a kept-alive one failed.
-    pub async fn request(
+    pub(crate) async fn request(
         &mut self,
         method: &str,
         path: &str,
