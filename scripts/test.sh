@@ -6,7 +6,7 @@
 #   tests (Debian's Chromium). Downloads and builds are cached under ~/.cache/notify.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
+export ROOT=$PWD
 # shellcheck source=scripts/lib.sh
 source scripts/lib.sh
 
@@ -37,6 +37,7 @@ ops_pid=$!
 step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --all-features -- -D warnings
+bash scripts/test-lint.sh
 
 step "crates ready to publish: package, docs (warnings denied), rust-version of dependencies"
 bash scripts/test-ops.sh crates
