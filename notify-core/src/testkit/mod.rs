@@ -30,6 +30,10 @@ pub fn memory_service() -> (Arc<NotifyService>, PipelineHandle) {
     .config(ServiceConfig {
         publish_key: Some(TEST_PUBLISH_KEY.into()),
         session_queue: 32,
+        // The slow-consumer test floods a client that is not reading; in a debug build on a
+        // loaded machine the flood takes longer than the default 10 s, and the session's
+        // ERROR must still be waiting in its socket when the client reads again.
+        write_timeout: std::time::Duration::from_secs(60),
         ..ServiceConfig::default()
     })
     .build();
