@@ -387,9 +387,31 @@ impl SessionHub for LocalHub {
 /// A client resuming with `since` reads the store; a notification pushed just before the
 /// client registered but stored just after its read would fall in the gap. The resume path
 /// also replays these, so nothing goes missing (a repeat is possible; clients de-duplicate).
-#[derive(Debug, Default)]
+///
+/// While the store cannot be read, a resume is served from this record alone when that is
+/// complete: see [`PendingPushes::covers_after`].
+#[derive(Debug)]
 pub struct PendingPushes {
-    inner: Mutex<HashMap<String, Arc<Push>>>,
+    inner: Mutex<PendingInner>,
+}
+
+#[derive(Debug)]
+struct PendingInner {
+    pushes: HashMap<String, Arc<Push>>,
+    /// The highest stamp that may be stored without being in `pushes`: the creation time,
+    /// raised by every push that leaves the record.
+    floor: i64,
+}
+
+impl Default for PendingPushes {
+    fn default() -> Self {
+        PendingPushes {
+            inner: Mutex::new(PendingInner {
+                pushes: HashMap::new(),
+                floor: chrono::Utc::now().timestamp_micros(),
+            }),
+        }
+    }
 }
 
 impl PendingPushes {
@@ -402,15 +424,17 @@ impl PendingPushes {
     pub fn add(&self, pushes: &[Arc<Push>]) {
         let mut inner = self.inner.lock();
         for p in pushes {
-            inner.insert(p.notification.id.clone(), p.clone());
+            inner.pushes.insert(p.notification.id.clone(), p.clone());
         }
     }
 
-    /// Forgets pushes once they are stored.
+    /// Forgets pushes once they are stored (or will never be).
     pub fn remove(&self, pushes: &[Arc<Push>]) {
         let mut inner = self.inner.lock();
         for p in pushes {
-            inner.remove(&p.notification.id);
+            if inner.pushes.remove(&p.notification.id).is_some() {
+                inner.floor = inner.floor.max(p.notification.seq);
+            }
         }
     }
 
@@ -418,6 +442,7 @@ impl PendingPushes {
     pub fn visible_to(&self, reader: &Reader) -> Vec<Arc<Push>> {
         let inner = self.inner.lock();
         let mut out: Vec<Arc<Push>> = inner
+            .pushes
             .values()
             .filter(|p| {
                 p.notification
@@ -430,9 +455,18 @@ impl PendingPushes {
         out
     }
 
+    /// True when every notification stamped after `seq` that this process pushed (or that
+    /// was stored while it ran) is still in this record: nothing above `seq` left it, and
+    /// `seq` is not older than the record. A resume from `seq` can then be served from the
+    /// record alone, without reading the store (what this process has not pushed yet
+    /// arrives live).
+    pub fn covers_after(&self, seq: i64) -> bool {
+        seq >= self.inner.lock().floor
+    }
+
     /// How many pushes wait for the store.
     pub fn len(&self) -> usize {
-        self.inner.lock().len()
+        self.inner.lock().pushes.len()
     }
 
     /// True when every push is stored.

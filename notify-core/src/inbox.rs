@@ -175,6 +175,10 @@ pub async fn apply_read_request(
     Ok(service.store.mark_read(reader, &ids).await?.len())
 }
 
+/// How long a resume waits for the store before it is served from unstored pushes alone
+/// (when those reach back far enough).
+const FALLBACK_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// One notification replayed to a resuming client.
 #[derive(Debug, Clone)]
 pub struct ResumeItem {
@@ -189,6 +193,11 @@ pub struct ResumeItem {
 /// Everything after `since` for `reader`: the stored backlog, oldest first, then pushes that
 /// went out live but are not stored yet. Call it after the session is registered with the
 /// hub, so anything later arrives live: together there is no gap (repeats are possible).
+///
+/// When the store cannot be read (an outage) and the record of unstored pushes reaches back
+/// past `since` (see [`crate::hub::PendingPushes::covers_after`]), the backlog is that
+/// record alone: a client that dropped during the outage resumes at once and misses
+/// nothing. Otherwise the store's error is returned and the client retries.
 pub async fn resume_backlog(
     service: &Arc<NotifyService>,
     reader: &Reader,
@@ -206,7 +215,24 @@ pub async fn resume_backlog(
     } else {
         since.clone()
     };
-    let stored = service.store.catch_up(reader, &from).await?;
+    let read = service.store.catch_up(reader, &from);
+    let stored = if service.pending.covers_after(from.seq) {
+        // The record can stand in for the store: don't wait long for a store that hangs.
+        match tokio::time::timeout(FALLBACK_AFTER, read).await {
+            Ok(Ok(stored)) => stored,
+            Ok(Err(e)) if !e.is_transient() => return Err(e),
+            failed => {
+                let error = match failed {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => format!("no answer within {FALLBACK_AFTER:?}"),
+                };
+                tracing::info!(user = %reader.user, %error, pending = pending.len(), "store unavailable: resume served from unstored pushes");
+                Vec::new()
+            }
+        }
+    } else {
+        read.await?
+    };
     let mut seen: HashSet<String> = HashSet::with_capacity(stored.len());
     let mut out: Vec<ResumeItem> = Vec::with_capacity(stored.len() + pending.len());
     for item in stored {
@@ -219,7 +245,7 @@ pub async fn resume_backlog(
     }
     for push in pending {
         let n = &push.notification;
-        if n.cursor() > *since && !seen.contains(&n.id) {
+        if n.cursor() > from && !seen.contains(&n.id) {
             out.push(ResumeItem {
                 id: n.id.clone(),
                 cursor: n.cursor().to_string(),

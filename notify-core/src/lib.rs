@@ -5,6 +5,7 @@
 pub mod adapter;
 pub mod api;
 pub mod auth;
+pub mod backoff;
 pub mod error;
 pub mod hub;
 pub mod inbox;

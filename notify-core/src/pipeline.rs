@@ -27,6 +27,19 @@ pub fn notifications_for(
     payload: &[u8],
     received_at: DateTime<Utc>,
 ) -> Result<(Event, Vec<Notification>)> {
+    notifications_stamped(service, payload, received_at, None)
+}
+
+/// Like [`notifications_for`], with every notification of the event stamped `seq` when it
+/// is given (ties are broken by id), so that every process reading the same message builds
+/// the same notifications, cursors included. Without it each notification gets the next
+/// stamp of the service's clock.
+pub fn notifications_stamped(
+    service: &NotifyService,
+    payload: &[u8],
+    received_at: DateTime<Utc>,
+    seq: Option<i64>,
+) -> Result<(Event, Vec<Notification>)> {
     let event = Event::from_slice(payload)?;
     let resolved = service.rules.resolve(&event)?;
     let occurred_at = event.occurred_at.unwrap_or(received_at);
@@ -48,7 +61,7 @@ pub fn notifications_for(
             data: event.data.clone(),
             priority: resolved.priority,
             occurred_at,
-            seq: service.clock.next(),
+            seq: seq.unwrap_or_else(|| service.clock.next()),
         })
         .collect();
     Ok((event, notifications))
@@ -79,8 +92,8 @@ pub struct PipelineConfig {
     /// Longest retry delay.
     pub max_backoff: Duration,
     /// Push to this process's sessions before storing (single instance). A cluster turns it
-    /// off for the storing pipeline and pushes from what was stored instead (e.g. the Kafka
-    /// fan-out), so a push never runs ahead of what a resuming client can read back.
+    /// off for the storing pipeline, whose events are pushed by every instance's own reader
+    /// of the input instead (the Kafka fan-out), with the same ids and cursors.
     pub push_live: bool,
 }
 
@@ -175,15 +188,18 @@ impl PipelineHandle {
 }
 
 /// Event ids this process pushed recently, so a redelivered event is stored (idempotently)
-/// but not pushed a second time with a new cursor.
-struct RecentEvents {
+/// but not pushed a second time with a new cursor. A bounded window: the oldest id is
+/// forgotten when a new one comes in at capacity.
+#[derive(Debug)]
+pub struct RecentEvents {
     ids: std::collections::HashSet<String>,
     order: std::collections::VecDeque<String>,
     capacity: usize,
 }
 
 impl RecentEvents {
-    fn new(capacity: usize) -> Self {
+    /// A window of at most `capacity` ids.
+    pub fn new(capacity: usize) -> Self {
         RecentEvents {
             ids: std::collections::HashSet::with_capacity(capacity.min(4096)),
             order: std::collections::VecDeque::new(),
@@ -192,7 +208,7 @@ impl RecentEvents {
     }
 
     /// True the first time an id is seen (within the window).
-    fn first_time(&mut self, id: &str) -> bool {
+    pub fn first_time(&mut self, id: &str) -> bool {
         if self.ids.contains(id) {
             return false;
         }
@@ -234,9 +250,10 @@ async fn intake(
                 continue;
             }
         };
+        let seq = delivery.seq;
         let (payload, timestamp, origin, acker) = delivery.into_parts();
         let received_at = timestamp.unwrap_or_else(Utc::now);
-        let work = match notifications_for(&service, &payload, received_at) {
+        let work = match notifications_stamped(&service, &payload, received_at, seq) {
             Ok((event, notifications)) => {
                 let pushes: Vec<Arc<Push>> = notifications
                     .into_iter()
@@ -419,7 +436,12 @@ async fn write_with_retry(
                     source.pause();
                     paused = true;
                 }
-                tracing::warn!(error = %e, attempts, retry_in = ?backoff, "store write failed; retrying");
+                // One line when the store goes down and one when it is back, not one per try.
+                if attempts == 1 {
+                    tracing::warn!(error = %e, max_backoff = ?config.max_backoff, "store write failed; storage paused, retrying with backoff (live pushes continue)");
+                } else {
+                    tracing::debug!(error = %e, attempts, retry_in = ?backoff, "store write failed; retrying");
+                }
                 if *stop.borrow() && attempts >= 3 {
                     break Err(e);
                 }

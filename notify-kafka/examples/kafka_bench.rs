@@ -9,11 +9,11 @@
 //! `latency USERS RATE SECONDS`: sessions for USERS users on the in-memory hub; events are
 //! published through `KafkaSink` (as `POST /api/events` does) at RATE per second, round-robin
 //! over the users; latency is from the `publish` call to the push arriving in the session's
-//! queue (storing consumer → in-memory store → `<topic>.stored` → fan-out consumer → hub).
+//! queue (the fan-out consumer of the input topic → hub; storage runs beside it).
 //! The first 2 s are warm-up and not counted.
 //!
 //! `throughput N`: N events are produced first, then the storing pipeline starts; reports the
-//! rate at which it consumes and stores them (in-memory store, `.stored` produce included).
+//! rate at which it consumes and stores them (in-memory store).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -109,6 +109,7 @@ async fn latency(users: usize, rate: u64, seconds: u64) {
         }));
     }
     let running = kafka.start(svc.clone()).await.expect("start");
+    assert!(running.wait_fanout(Duration::from_secs(30)).await);
     assert!(running.wait_assigned(Duration::from_secs(30)).await);
     // Let the fan-out's first fetches settle.
     tokio::time::sleep(Duration::from_millis(500)).await;

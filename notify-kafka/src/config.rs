@@ -56,7 +56,7 @@ enum Target {
 /// | variable | default | meaning |
 /// |---|---|---|
 /// | `NOTIFY_KAFKA_BROKERS` | — | bootstrap servers; unset means "no Kafka" |
-/// | `NOTIFY_KAFKA_TOPIC` | `notification-events` | input topic; also `<topic>.dlq` (dead letters) and `<topic>.stored` (stored notifications, read by every instance's fan-out) |
+/// | `NOTIFY_KAFKA_TOPIC` | `notification-events` | input topic (read by the shared group, which stores, and by every instance's fan-out, which pushes); dead letters go to `<topic>.dlq` |
 /// | `NOTIFY_KAFKA_GROUP` | `notify` | shared group that stores events; each instance's fan-out group is `<group>-fanout-<instance>` |
 /// | `NOTIFY_INSTANCE_ID` | host name + random suffix | this instance's name |
 /// | `NOTIFY_KAFKA_<PROPERTY>` | | any librdkafka property for every client: the rest of the name lower-cased, `_` → `.`, `__` → `_` (e.g. `NOTIFY_KAFKA_FETCH_WAIT_MAX_MS=50` → `fetch.wait.max.ms=50`, `NOTIFY_KAFKA_SASL_USERNAME` → `sasl.username`) |
@@ -83,7 +83,7 @@ pub struct KafkaConfig {
     pub consumer_settings: BTreeMap<String, String>,
     /// Extra librdkafka properties for the producer only.
     pub producer_settings: BTreeMap<String, String>,
-    /// Create the three topics at start when they are missing.
+    /// Create the input and dead-letter topics at start when they are missing.
     pub create_topics: bool,
     /// Tuning of the storing pipeline (`push_live` is always turned off).
     pub pipeline: PipelineConfig,
@@ -246,13 +246,6 @@ impl KafkaConfig {
         format!("{}.dlq", self.topic)
     }
 
-    /// The stored-notifications topic, `<topic>.stored`: the storing pipeline writes every
-    /// notification here after the store acknowledged it, and every instance's fan-out reads
-    /// it to push to its own sessions.
-    pub fn stored_topic(&self) -> String {
-        format!("{}.stored", self.topic)
-    }
-
     /// This instance's fan-out group, `<group>-fanout-<instance>`.
     pub fn fanout_group(&self) -> String {
         format!("{}-fanout-{}", self.group, self.instance_id)
@@ -349,8 +342,9 @@ fn passthrough_property(rest: &str) -> (Target, String) {
 }
 
 fn check_topic(variable: &str, topic: &str) -> Result<()> {
-    // Kafka topic names: [a-zA-Z0-9._-], at most 249; leave room for ".stored".
-    if topic.is_empty() || topic.len() > 249 - ".stored".len() {
+    // Kafka topic names: [a-zA-Z0-9._-], at most 249; leave room for a suffix (".dlq"; the
+    // limit of 242 dates from a longer one and is kept so valid names stay valid).
+    if topic.is_empty() || topic.len() > 242 {
         return Err(config_error(variable, "must be 1 to 242 characters"));
     }
     if !topic
@@ -444,7 +438,6 @@ mod tests {
         assert_eq!(c.topic, "notification-events");
         assert_eq!(c.group, "notify");
         assert_eq!(c.dlq_topic(), "notification-events.dlq");
-        assert_eq!(c.stored_topic(), "notification-events.stored");
         assert_eq!(c.fanout_group(), "notify-fanout-web-1");
         assert!(c.settings.is_empty());
     }

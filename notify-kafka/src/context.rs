@@ -2,8 +2,10 @@
 //! rebalance hooks of the storing consumer.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use notify_core::metrics::KAFKA_CONSUMER_LAG;
+use parking_lot::Mutex;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
@@ -22,8 +24,32 @@ impl ClientContext for TracingContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        tracing::warn!(%error, reason, "kafka client error");
+        if first_in_a_while(reason) {
+            tracing::warn!(%error, reason, "kafka client error");
+        } else {
+            tracing::debug!(%error, reason, "kafka client error (repeated)");
+        }
     }
+}
+
+/// How long the same client error is logged only once: librdkafka reports a down broker
+/// on every reconnect attempt (up to once a second per client and broker); an operator
+/// needs one line when it goes down, not one per attempt.
+const REPEAT_QUIET: Duration = Duration::from_secs(60);
+
+/// True when `reason` (with numbers stripped, so "after 3ms" and "after 5ms" are the
+/// same) was not reported within [`REPEAT_QUIET`].
+fn first_in_a_while(reason: &str) -> bool {
+    static SEEN: Mutex<Vec<(String, Instant)>> = Mutex::new(Vec::new());
+    let key: String = reason.chars().filter(|c| !c.is_ascii_digit()).collect();
+    let now = Instant::now();
+    let mut seen = SEEN.lock();
+    seen.retain(|(_, at)| now.duration_since(*at) < REPEAT_QUIET);
+    if seen.iter().any(|(k, _)| *k == key) {
+        return false;
+    }
+    seen.push((key, now));
+    true
 }
 
 /// Context of the consumers: logs, lag gauge from librdkafka statistics, and (for the
@@ -39,10 +65,18 @@ impl ClientContext for ConsumerCtx {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        tracing::warn!(role = self.role, %error, reason, "kafka consumer error");
+        if first_in_a_while(reason) {
+            tracing::warn!(role = self.role, %error, reason, "kafka consumer error");
+        } else {
+            tracing::debug!(role = self.role, %error, reason, "kafka consumer error (repeated)");
+        }
     }
 
     fn stats(&self, statistics: Statistics) {
+        // The storing consumer's lag is what is not stored yet: the one operators need.
+        if self.state.is_none() {
+            return;
+        }
         for (topic, t) in &statistics.topics {
             for (partition, p) in &t.partitions {
                 if *partition < 0 || p.fetch_state == "none" || p.fetch_state == "stopped" {
@@ -120,6 +154,12 @@ impl ConsumerContext for ConsumerCtx {
 }
 
 fn log_to_tracing(level: RDKafkaLogLevel, fac: &str, message: &str) {
+    let level = match level {
+        RDKafkaLogLevel::Debug | RDKafkaLogLevel::Info | RDKafkaLogLevel::Notice => level,
+        // Reconnect failures repeat on every attempt: once a minute is enough.
+        _ if !first_in_a_while(message) => RDKafkaLogLevel::Debug,
+        _ => level,
+    };
     match level {
         RDKafkaLogLevel::Emerg
         | RDKafkaLogLevel::Alert

@@ -9,24 +9,35 @@
 //!
 //! | topic | written by | read by |
 //! |---|---|---|
-//! | `<topic>` (`NOTIFY_KAFKA_TOPIC`, default `notification-events`) | producers, [`KafkaSink`], [`EventPublisher`] | the shared group `<group>` ([`KafkaSource`]) |
+//! | `<topic>` (`NOTIFY_KAFKA_TOPIC`, default `notification-events`) | producers, [`KafkaSink`], [`EventPublisher`] | the shared group `<group>` ([`KafkaSource`], stores) and every instance's fan-out `<group>-fanout-<instance>` (pushes) |
 //! | `<topic>.dlq` | [`KafkaSource`] dead letters, with headers `notify-error`, `notify-error-field`, `notify-source-topic`, `notify-source-partition`, `notify-source-offset` | operators |
-//! | `<topic>.stored` | the storing pipeline, after each store write: contract JSON of each notification, keyed by audience (`user:alice`, `group:g`, `broadcast`), headers `notify-event-time` (record time, epoch ms) and `notify-event-id` | every instance's fan-out, group `<group>-fanout-<instance>` |
 //!
-//! [`Kafka::connect`] creates missing topics (`<topic>` and `.dlq` with the broker's default
-//! partition count, `.stored` with as many partitions as `<topic>`).
+//! [`Kafka::start`] creates missing topics (with the broker's default partition count and
+//! replication factor; the input topic with `message.timestamp.type=LogAppendTime`, so
+//! record times, and therefore cursors, follow the order records were appended in, whatever
+//! the producers' clocks or retries). It retries while the brokers are down.
 //!
 //! ## Roles
 //!
 //! - **Storing** (the shared group, one member per instance): the core
-//!   [`Pipeline`] with `push_live: false` over a [`KafkaSource`]. Its store is the
-//!   service's store wrapped in [`PublishingStore`], which produces what was stored to
-//!   `<topic>.stored` before the write counts as done; offsets are committed only after that.
-//!   See [`fanout`] for why this order is safe.
-//! - **Fan-out** (one consumer per instance): reads `<topic>.stored` from the end as of
-//!   start and hands each notification to the instance's [`notify_core::SessionHub`].
+//!   [`Pipeline`] with `push_live: false` over a [`KafkaSource`], writing to the service's
+//!   store; offsets are committed only after the write.
+//! - **Fan-out** (one consumer per instance): reads the input topic from the end as of start
+//!   and hands each event's notifications to the instance's [`notify_core::SessionHub`]
+//!   at once, with the ids and cursors the store will hold. See [`fanout`] for why pushes
+//!   never wait for the store, why resumes have no gap, and what that costs.
 //!
-//! ## Wiring
+//! ## Failures
+//!
+//! | what fails | pushes | storage | readiness |
+//! |---|---|---|---|
+//! | the store | continue on every instance at normal latency (one consumer hop) | pauses, retries with backoff (100 ms doubling to 5 s), commits nothing unstored, writes the backlog once when back | `store` DOWN |
+//! | one broker (replication factor 3, `min.insync.replicas=2`) | pause on the partitions it led until a new leader is elected (seconds) | same | UP |
+//! | every broker | pause; sessions stay open | pauses; resumes from the committed offsets | `event_source` DOWN |
+//! | an instance | its clients reconnect elsewhere and resume with `since` | its partitions move to the others after `session.timeout.ms` (10 s) | — |
+//! | Kafka down at start | the server starts; the fan-out and the storing consumer start when the brokers answer | | `event_source` DOWN until then |
+//!
+//! //! ## Wiring
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -36,7 +47,7 @@
 //!
 //! # async fn demo() -> notify_core::Result<()> {
 //! let config = KafkaConfig::from_env()?.expect("NOTIFY_KAFKA_BROKERS is set");
-//! let kafka = Kafka::connect(config).await?; // checks the brokers, creates topics
+//! let kafka = Kafka::connect(config).await?; // the clients; the brokers may be down
 //! let service = NotifyService::builder(
 //!     Arc::new(MemoryStore::new()),
 //!     kafka.sink(),                    // POST /api/events produces to Kafka
@@ -44,7 +55,7 @@
 //! )
 //! .event_source(kafka.source())        // /health/ready pings the brokers
 //! .build();
-//! let running = kafka.start(service.clone()).await?; // storing pipeline + fan-out
+//! let running = kafka.start(service.clone()).await?; // storing pipeline + fan-out, in the background
 //! // ... serve `service` ...
 //! running.shutdown().await; // drains, commits, leaves the groups
 //! # Ok(()) }
@@ -59,6 +70,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use notify_core::backoff::Backoff;
 use notify_core::pipeline::{Pipeline, PipelineConfig, PipelineHandle};
 use notify_core::{Error, EventSink, EventSource, NotifyService, Result};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -75,7 +87,7 @@ mod source;
 
 pub use config::KafkaConfig;
 pub use context::TracingContext;
-pub use fanout::PublishingStore;
+pub use fanout::record_seq;
 pub use publisher::{EventPublisher, OutgoingEvent, Receipt};
 pub use sink::{partition_key, KafkaSink};
 pub use source::{
@@ -111,8 +123,8 @@ pub(crate) async fn flush(producer: &FutureProducer<TracingContext>, timeout: Du
     .await;
 }
 
-/// Creates `<topic>`, `<topic>.dlq` and `<topic>.stored` when missing. Fails (naming
-/// `NOTIFY_KAFKA_BROKERS`) when the brokers do not answer within 10 s.
+/// Creates `<topic>` (record times set by the brokers) and `<topic>.dlq` when missing.
+/// Fails with [`Error::Unavailable`] when the brokers do not answer within 10 s.
 pub async fn ensure_topics(config: &KafkaConfig) -> Result<()> {
     let admin: AdminClient<TracingContext> = config
         .admin_config()
@@ -126,16 +138,17 @@ pub async fn ensure_topics(config: &KafkaConfig) -> Result<()> {
         .request_timeout(Some(Duration::from_secs(10)))
         .operation_timeout(Some(Duration::from_secs(10)));
     let dlq = config.dlq_topic();
-    let stored = config.stored_topic();
-    create_topic(&admin, &opts, config, &config.topic, -1).await?;
+    create_topic(
+        &admin,
+        &opts,
+        config,
+        &config.topic,
+        &[("message.timestamp.type", "LogAppendTime")],
+    )
+    .await?;
     let partitions = partition_count(&admin, &config.topic).await?;
-    create_topic(&admin, &opts, config, &dlq, -1).await?;
-    create_topic(&admin, &opts, config, &stored, partitions).await?;
-    let stored_partitions = partition_count(&admin, &stored).await?;
-    tracing::info!(
-        topic = %config.topic, partitions, dlq = %dlq, stored = %stored, stored_partitions,
-        "kafka topics ready"
-    );
+    create_topic(&admin, &opts, config, &dlq, &[]).await?;
+    tracing::info!(topic = %config.topic, partitions, dlq = %dlq, "kafka topics ready");
     Ok(())
 }
 
@@ -144,12 +157,19 @@ async fn create_topic(
     opts: &AdminOptions,
     config: &KafkaConfig,
     name: &str,
-    partitions: i32,
+    settings: &[(&str, &str)],
 ) -> Result<()> {
-    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(-1));
-    let unreachable = |e: &dyn std::fmt::Display| Error::Config {
-        variable: config::ENV_BROKERS.into(),
-        message: format!("cannot create topic {name} on {}: {e}", config.brokers),
+    let mut topic = NewTopic::new(name, -1, TopicReplication::Fixed(-1));
+    for (k, v) in settings {
+        topic = topic.set(k, v);
+    }
+    let unreachable = |e: &dyn std::fmt::Display| Error::Unavailable {
+        component: "event_source",
+        message: format!(
+            "kafka: cannot create topic {name} on {}: {e}",
+            config.brokers
+        ),
+        source: None,
     };
     match admin.create_topics([&topic], opts).await {
         Ok(results) => {
@@ -230,22 +250,13 @@ impl std::fmt::Debug for Kafka {
 }
 
 impl Kafka {
-    /// Checks the configuration and the brokers, creates missing topics (unless
-    /// `config.create_topics` is off) and the clients. Needs a Tokio runtime.
+    /// Checks the configuration and creates the clients. Needs a Tokio runtime. The brokers
+    /// need not answer yet: [`Kafka::start`] waits for them in the background, and
+    /// `/health/ready` reports `event_source` DOWN meanwhile. Errors are configuration
+    /// errors naming the variable.
     pub async fn connect(config: KafkaConfig) -> Result<Kafka> {
         config.validate()?;
-        if config.create_topics {
-            ensure_topics(&config).await?;
-        }
         let producer = producer(&config, "main")?;
-        if !config.create_topics {
-            source::ping_topic(&producer, &config.topic)
-                .await
-                .map_err(|e| Error::Config {
-                    variable: config::ENV_BROKERS.into(),
-                    message: format!("{}: {e}", config.brokers),
-                })?;
-        }
         let sink = Arc::new(KafkaSink::with_producer(&config, producer.clone()));
         let source = Arc::new(KafkaSource::with_producer(&config, producer.clone())?);
         Ok(Kafka {
@@ -273,9 +284,10 @@ impl Kafka {
         &self.config
     }
 
-    /// Starts this instance's fan-out (pushes to `service`'s hub from now on) and the storing
-    /// pipeline (writes to `service`'s store, then to `<topic>.stored`). Once per
-    /// [`Kafka`]; a second call is an error.
+    /// Starts this instance's fan-out (pushes to `service`'s hub) and the storing pipeline
+    /// (writes to `service`'s store), in the background: first the missing topics are
+    /// created (unless `config.create_topics` is off), retrying with capped backoff while
+    /// the brokers are down. Once per [`Kafka`]; a second call is an error.
     pub async fn start(&self, service: Arc<NotifyService>) -> Result<KafkaRunning> {
         if self.started.swap(true, std::sync::atomic::Ordering::SeqCst) {
             return Err(Error::Internal {
@@ -283,51 +295,88 @@ impl Kafka {
                 source: None,
             });
         }
-        let config = &self.config;
-        let producer = self.producer.clone();
-        let sink = self.sink.clone();
+        let config = self.config.clone();
         let source = self.source.clone();
-        sink.set_rules(service.rules().clone());
-        let store = Arc::new(PublishingStore::new(
+        self.sink.set_rules(service.rules().clone());
+        // The storing pipeline's own view of the service: same store, rules and limits, no
+        // live pushes (the fan-out pushes).
+        let storing = NotifyService::builder(
             service.store().clone(),
-            producer.clone(),
-            config.stored_topic(),
-            Some(source.state().clone()),
-        ));
-        // The storing pipeline's own view of the service: same rules and limits, the
-        // publishing store, no live pushes.
-        let storing = NotifyService::builder(store, sink.clone(), service.auth().clone())
-            .rules(service.rules().clone())
-            .config(service.config().clone())
-            .build();
-        let fanout = fanout::Fanout::start(config, service.hub().clone()).await?;
-        source.subscribe()?;
-        let pipeline = Pipeline::new(storing, source.clone())
-            .with_config(PipelineConfig {
-                push_live: false,
-                ..config.pipeline.clone()
-            })
-            .spawn();
-        tracing::info!(
-            topic = %config.topic,
-            group = %config.group,
-            instance = %config.instance_id,
-            "kafka storing pipeline and fan-out started"
-        );
+            self.sink.clone(),
+            service.auth().clone(),
+        )
+        .rules(service.rules().clone())
+        .config(service.config().clone())
+        .build();
+        let (stop, mut stop_rx) = tokio::sync::watch::channel(false);
+        let (fanout_ready, _) = tokio::sync::watch::channel(false);
+        let ready = fanout_ready.clone();
+        let fanout_service = service.clone();
+        let starter = tokio::spawn(async move {
+            if config.create_topics {
+                let mut backoff = Backoff::new("kafka (creating topics)");
+                loop {
+                    match ensure_topics(&config).await {
+                        Ok(()) => {
+                            backoff.succeeded();
+                            break;
+                        }
+                        Err(e @ Error::Config { .. }) => {
+                            tracing::error!(error = %e, "kafka cannot start");
+                            return None;
+                        }
+                        Err(e) => {
+                            let wait = backoff.failed(&e);
+                            tokio::select! {
+                                _ = stop_rx.wait_for(|s| *s) => return None,
+                                _ = tokio::time::sleep(wait) => {}
+                            }
+                        }
+                    }
+                }
+            }
+            let fanout = match fanout::Fanout::spawn(&config, fanout_service, ready) {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::error!(error = %e, "kafka fan-out cannot start");
+                    return None;
+                }
+            };
+            if let Err(e) = source.subscribe() {
+                tracing::error!(error = %e, "kafka storing consumer cannot subscribe");
+            }
+            let pipeline = Pipeline::new(storing, source)
+                .with_config(PipelineConfig {
+                    push_live: false,
+                    ..config.pipeline.clone()
+                })
+                .spawn();
+            tracing::info!(
+                topic = %config.topic,
+                group = %config.group,
+                instance = %config.instance_id,
+                "kafka storing pipeline and fan-out started"
+            );
+            Some((pipeline, fanout))
+        });
         Ok(KafkaRunning {
-            pipeline,
-            fanout,
-            source,
-            producer,
-            drain: config.drain_timeout,
+            starter,
+            stop,
+            fanout_ready,
+            source: self.source.clone(),
+            producer: self.producer.clone(),
+            drain: self.config.drain_timeout,
         })
     }
 }
 
+type Started = Option<(PipelineHandle, fanout::Fanout)>;
+
 /// The running Kafka side of one instance.
 pub struct KafkaRunning {
-    pipeline: PipelineHandle,
-    fanout: fanout::Fanout,
+    starter: tokio::task::JoinHandle<Started>,
+    stop: tokio::sync::watch::Sender<bool>,
+    fanout_ready: tokio::sync::watch::Sender<bool>,
     source: Arc<KafkaSource>,
     producer: FutureProducer<TracingContext>,
     drain: Duration,
@@ -353,13 +402,35 @@ impl KafkaRunning {
         self.source.wait_assigned(timeout).await
     }
 
+    /// Waits until the fan-out has its partitions: events appended from then on are pushed
+    /// by this instance (false on timeout).
+    pub async fn wait_fanout(&self, timeout: Duration) -> bool {
+        let mut rx = self.fanout_ready.subscribe();
+        let ready = tokio::time::timeout(timeout, rx.wait_for(|r| *r))
+            .await
+            .is_ok();
+        ready
+    }
+
     /// Stops taking events, stores and acknowledges what was taken (at most
     /// [`KafkaConfig::drain_timeout`]), commits, leaves both groups (at most 3 s and 2 s) and
-    /// flushes the producer (at most 1 s).
+    /// flushes the producer (at most 1 s). Before the brokers ever answered, it just stops
+    /// waiting for them.
     pub async fn shutdown(self) {
-        self.pipeline.shutdown(self.drain).await;
-        self.source.close().await;
-        self.fanout.shutdown().await;
+        let _ = self.stop.send(true);
+        let started = if self.starter.is_finished() {
+            self.starter.await.ok().flatten()
+        } else {
+            self.starter.abort();
+            None
+        };
+        if let Some((pipeline, fanout)) = started {
+            pipeline.shutdown(self.drain).await;
+            self.source.close().await;
+            fanout.shutdown().await;
+        } else {
+            self.source.close().await;
+        }
         flush(&self.producer, Duration::from_secs(1)).await;
         tracing::info!("kafka stopped");
     }

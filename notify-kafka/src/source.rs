@@ -13,6 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use notify_core::backoff::Backoff;
 use notify_core::{Acknowledge, Delivery, Error, EventSource, Result};
 use parking_lot::{Mutex, RwLock};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -113,42 +114,12 @@ impl Tracker {
     }
 }
 
-/// Record time of each event in flight, by event id, so the fan-out can report latency
-/// from the original record time.
-#[derive(Debug, Default)]
-pub(crate) struct EventTimes {
-    map: Mutex<HashMap<String, (DateTime<Utc>, u32)>>,
-}
-
-impl EventTimes {
-    fn add(&self, id: &str, time: DateTime<Utc>) {
-        let mut map = self.map.lock();
-        let e = map.entry(id.to_string()).or_insert((time, 0));
-        e.1 += 1;
-    }
-
-    fn remove(&self, id: &str) {
-        let mut map = self.map.lock();
-        if let Some(e) = map.get_mut(id) {
-            e.1 -= 1;
-            if e.1 == 0 {
-                map.remove(id);
-            }
-        }
-    }
-
-    pub(crate) fn get(&self, id: &str) -> Option<DateTime<Utc>> {
-        self.map.lock().get(id).map(|e| e.0)
-    }
-}
-
 /// State shared by the source, its acknowledgements and the consumer's rebalance hooks.
 pub(crate) struct SourceState {
     pub(crate) topic: String,
     tracker: Mutex<Tracker>,
     paused: AtomicBool,
     assigned: watch::Sender<usize>,
-    pub(crate) event_times: EventTimes,
 }
 
 impl SourceState {
@@ -178,6 +149,7 @@ struct Inner {
     state: Arc<SourceState>,
     producer: FutureProducer<TracingContext>,
     closed: watch::Sender<bool>,
+    consume_errors: Mutex<Backoff>,
 }
 
 /// The storing consumer: reads the input topic in the shared group, as an [`EventSource`].
@@ -222,7 +194,6 @@ impl KafkaSource {
             tracker: Mutex::new(Tracker::default()),
             paused: AtomicBool::new(false),
             assigned,
-            event_times: EventTimes::default(),
         });
         let mut client = config.consumer_config(&config.group, "store");
         client
@@ -247,12 +218,9 @@ impl KafkaSource {
                 state,
                 producer,
                 closed,
+                consume_errors: Mutex::new(Backoff::new("kafka storing consumer")),
             }),
         })
-    }
-
-    pub(crate) fn state(&self) -> &Arc<SourceState> {
-        &self.inner.state
     }
 
     /// Joins the group now (otherwise the first `next` does).
@@ -323,14 +291,9 @@ impl KafkaSource {
             .and_then(DateTime::from_timestamp_millis);
         let (partition, offset) = (m.partition(), m.offset());
         let generation = self.inner.state.tracker.lock().delivered(partition, offset);
-        let event_id = event_id_of(&payload);
-        if let Some(id) = &event_id {
-            self.inner
-                .state
-                .event_times
-                .add(id, timestamp.unwrap_or_else(Utc::now));
-        }
         let origin = format!("{}/{partition}@{offset}", self.inner.topic);
+        let record_ms =
+            timestamp.map_or_else(|| Utc::now().timestamp_millis(), |t| t.timestamp_millis());
         Delivery::new(
             payload.clone(),
             timestamp,
@@ -340,11 +303,12 @@ impl KafkaSource {
                 partition,
                 offset,
                 generation,
-                event_id,
                 payload,
                 key,
             }),
         )
+        // The fan-out of every instance computes the same stamp from the same record.
+        .with_seq(crate::fanout::record_seq(record_ms, offset))
     }
 
     fn set_paused(&self, paused: bool) {
@@ -378,19 +342,6 @@ impl KafkaSource {
     }
 }
 
-/// The `id` of an event, if the payload is an object with a string id (cheap; no
-/// validation: the pipeline validates).
-fn event_id_of(payload: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct IdOnly {
-        id: Option<serde_json::Value>,
-    }
-    match serde_json::from_slice::<IdOnly>(payload).ok()?.id? {
-        serde_json::Value::String(s) => Some(s),
-        _ => None,
-    }
-}
-
 #[async_trait]
 impl EventSource for KafkaSource {
     async fn next(&self) -> Result<Option<Delivery>> {
@@ -415,15 +366,19 @@ impl EventSource for KafkaSource {
                     tokio::task::spawn_blocking(move || drop(consumer));
                     return Ok(None);
                 }
-                Some(Ok(d)) => return Ok(Some(d)),
+                Some(Ok(d)) => {
+                    self.inner.consume_errors.lock().succeeded();
+                    return Ok(Some(d));
+                }
                 Some(Err(e)) => {
                     if let KafkaError::MessageConsumption(code) = &e {
                         if is_fatal(*code) {
                             return Err(kafka_unavailable("event_source", "consuming", e));
                         }
                     }
-                    tracing::warn!(error = %e, "kafka consume error; retrying");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    let e = kafka_unavailable("event_source", "consuming", e);
+                    let wait = self.inner.consume_errors.lock().failed(&e);
+                    tokio::time::sleep(wait.min(Duration::from_millis(500))).await;
                 }
             }
         }
@@ -492,16 +447,12 @@ struct KafkaAck {
     partition: i32,
     offset: i64,
     generation: u64,
-    event_id: Option<String>,
     payload: Bytes,
     key: Option<Bytes>,
 }
 
 impl KafkaAck {
     fn settle(&self) {
-        if let Some(id) = &self.event_id {
-            self.inner.state.event_times.remove(id);
-        }
         let mut tracker = self.inner.state.tracker.lock();
         let Some(point) = tracker.settled(self.partition, self.offset, self.generation) else {
             return;
@@ -647,16 +598,5 @@ mod tests {
         let g = t.delivered(3, 1);
         t.revoked(&[3]);
         assert_eq!(t.settled(3, 1, g), None);
-    }
-
-    #[test]
-    fn event_ids_are_found_cheaply() {
-        assert_eq!(
-            event_id_of(br#"{"type":"x","id":"evt-1","data":{"id":2}}"#).as_deref(),
-            Some("evt-1")
-        );
-        assert_eq!(event_id_of(b"not json"), None);
-        assert_eq!(event_id_of(br#"{"id":5}"#), None);
-        assert_eq!(event_id_of(br#"[1]"#), None);
     }
 }

@@ -108,6 +108,12 @@ async fn broker_restart_mid_stream_loses_nothing() {
             "evt-restart-{i} lost"
         );
     }
+    // Pushes do not wait for the store: storage may still be catching up (the storing
+    // consumer rejoins its group after the restart).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while memory.len() < N && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(memory.len(), N, "each event stored exactly once");
     println!(
         "broker down and back in {down_for:?}: {N} events, all delivered, {repeats} repeated pushes, {} stored",

@@ -1,6 +1,7 @@
 //! The storing pipeline and the fan-out against a real broker: at-least-once across a crash
-//! between store write and commit, dead letters, per-key order, two instances, and events
-//! from an independent producer (Kafka's own console producer).
+//! between store write and commit, dead letters, per-partition order across audiences, two
+//! instances, events from an independent producer (Kafka's own console producer), and a
+//! store outage that does not stop pushes.
 
 mod common;
 
@@ -16,8 +17,8 @@ use common::*;
 use notify_core::store::{InsertOutcome, ListQuery, NotificationStore, Reader};
 use notify_core::{EventSink, InboxItem, MemoryStore, Notification};
 use notify_kafka::{
-    EventPublisher, KafkaSink, OutgoingEvent, HEADER_ERROR, HEADER_ERROR_FIELD,
-    HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION, HEADER_SOURCE_TOPIC,
+    EventPublisher, OutgoingEvent, HEADER_ERROR, HEADER_ERROR_FIELD, HEADER_SOURCE_OFFSET,
+    HEADER_SOURCE_PARTITION, HEADER_SOURCE_TOPIC,
 };
 use parking_lot::Mutex;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -86,10 +87,13 @@ async fn crash_after_store_write_before_commit_redelivers_and_stores_once() {
     cfg.drain_timeout = Duration::from_millis(500);
     let memory = Arc::new(MemoryStore::new());
 
-    // First instance: the store write succeeds, then the process "dies" before the
+    // First instance: the event is pushed at once (the fan-out does not wait for the
+    // store); the store write succeeds, then the process "dies" before the
     // acknowledgement (the store call never returns), and is shut down.
     let first_store = Recording::new(memory.clone(), true);
-    let first = start(cfg.clone(), service(first_store.clone())).await;
+    let first_svc = service(first_store.clone());
+    let mut alice = session(&first_svc, "alice", &[], 64);
+    let first = start(cfg.clone(), first_svc).await;
     let p = raw_producer(&b);
     produce(
         &p,
@@ -98,26 +102,46 @@ async fn crash_after_store_write_before_commit_redelivers_and_stores_once() {
         event("evt-alo-1", "alice").as_bytes(),
     )
     .await;
+    let pushes = recv_n(&mut alice, 1, T).await;
+    assert_eq!(pushes[0].notification.event_id, "evt-alo-1");
     tokio::time::timeout(T, first_store.written.notified())
         .await
         .expect("first instance wrote to the store");
     assert_eq!(memory.len(), 1);
     first.shutdown().await;
 
-    // Second instance in the same group: the event is delivered again, written again (an
-    // idempotent duplicate) and pushed.
+    // Second instance in the same group: the event is delivered again and written again
+    // (an idempotent duplicate: same id, same cursor).
     let second_store = Recording::new(memory.clone(), false);
     let svc = service(second_store.clone());
-    let mut alice = session(&svc, "alice", &[], 64);
     let second = start(cfg.clone().instance_id(unique("i2")), svc).await;
-    let pushes = recv_n(&mut alice, 1, T).await;
-    assert_eq!(pushes[0].notification.event_id, "evt-alo-1");
+    let deadline = std::time::Instant::now() + T;
+    while second_store.event_ids.lock().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "not redelivered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(
         second_store.event_ids.lock().as_slice(),
         ["evt-alo-1".to_string()],
         "the event was seen again after the crash"
     );
     assert_eq!(memory.len(), 1, "and stored once");
+    let stored = memory
+        .list(
+            &Reader::new("alice", vec![]),
+            &ListQuery {
+                page: notify_core::store::Page::NewestBefore(None),
+                limit: 10,
+                unread_only: false,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        stored[0].notification.cursor(),
+        pushes[0].notification.cursor(),
+        "the pushed cursor is the stored one"
+    );
     second.shutdown().await;
 }
 
@@ -157,7 +181,7 @@ async fn bad_events_go_to_the_dlq_and_do_not_block_the_partition() {
 
     let pushes = recv_n(&mut alice, 1, T).await;
     assert_eq!(pushes[0].notification.event_id, "evt-good-4");
-    assert_eq!(memory.len(), 1);
+    stored(&memory, 1, "the good event is stored").await;
 
     let dlq = read_topic(&b, &cfg.dlq_topic(), 3, T);
     assert_eq!(dlq.len(), 3, "three dead letters");
@@ -213,28 +237,53 @@ async fn one_users_events_arrive_in_order() {
     let cfg = config(&b, "order");
     let memory = Arc::new(MemoryStore::new());
     let svc = service(memory.clone());
-    let mut alice = session(&svc, "alice", &[], 4096);
+    let mut alice = session(&svc, "alice", &["buyers"], 4096);
     let running = start(cfg.clone(), svc).await;
 
-    // Through the adapter's own sink (as POST /api/events), interleaved with other users'
-    // events that land on other partitions.
-    let sink = KafkaSink::new(&cfg).unwrap();
-    let mut batch = Vec::new();
+    // One partition (one key) carrying alice's personal, group and broadcast
+    // notifications, interleaved with other users' events on other partitions.
+    let p: rdkafka::producer::FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &b)
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "2")
+        .create()
+        .unwrap();
+    let mut pending = Vec::new();
     for i in 0..1000 {
-        for user in ["alice", "bob", "carol"] {
-            if user != "alice" && i % 10 != 0 {
-                continue;
+        let recipients = match i % 3 {
+            0 => serde_json::json!({ "users": ["alice"] }),
+            1 => serde_json::json!({ "groups": ["buyers"] }),
+            _ => serde_json::json!({ "broadcast": true }),
+        };
+        let ev = serde_json::json!({
+            "id": format!("evt-alice-{i}"), "type": "test.order", "recipients": recipients,
+            "title": "t", "message": "m",
+        })
+        .to_string();
+        pending.push(
+            p.send_result(
+                rdkafka::producer::FutureRecord::to(&cfg.topic)
+                    .key("alice")
+                    .payload(&ev),
+            )
+            .map_err(|(e, _)| e)
+            .unwrap(),
+        );
+        if i % 10 == 0 {
+            for user in ["bob", "carol"] {
+                produce(
+                    &p,
+                    &cfg.topic,
+                    user,
+                    event(&format!("evt-{user}-{i}"), user).as_bytes(),
+                )
+                .await;
             }
-            let raw = Bytes::from(event(&format!("evt-{user}-{i}"), user));
-            let ev = notify_core::Event::from_slice(&raw).unwrap();
-            batch.push((ev, raw));
-        }
-        if batch.len() >= 100 {
-            sink.publish(&batch).await.unwrap();
-            batch.clear();
         }
     }
-    sink.publish(&batch).await.unwrap();
+    for f in pending {
+        f.await.unwrap().map_err(|(e, _)| e).unwrap();
+    }
 
     let pushes = recv_n(&mut alice, 1000, Duration::from_secs(60)).await;
     let ids: Vec<String> = pushes
@@ -242,7 +291,10 @@ async fn one_users_events_arrive_in_order() {
         .map(|p| p.notification.event_id.clone())
         .collect();
     let expected: Vec<String> = (0..1000).map(|i| format!("evt-alice-{i}")).collect();
-    assert_eq!(ids, expected, "alice's 1,000 events in order");
+    assert_eq!(
+        ids, expected,
+        "alice's 1,000 notifications of one partition in offset order, whatever the audience"
+    );
     assert_quiet(&mut alice, Duration::from_millis(300)).await;
 
     // The lag gauge is exported for the input topic (librdkafka statistics, every second).
@@ -262,8 +314,8 @@ async fn one_users_events_arrive_in_order() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    stored(&memory, 1200, "every event stored").await;
     running.shutdown().await;
-    assert_eq!(memory.len(), 1200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -314,7 +366,7 @@ async fn two_instances_both_push_and_store_once() {
     assert_eq!(on_a, on_b, "a session on each instance got every event");
     let bob = recv_n(&mut bob_b, 1, T).await;
     assert_eq!(bob[0].notification.event_id, "evt-two-group");
-    assert_eq!(memory.len(), 21, "stored once for the cluster");
+    stored(&memory, 21, "stored once for the cluster").await;
     assert_quiet(&mut alice_a, Duration::from_millis(300)).await;
     a.shutdown().await;
     b_running.shutdown().await;
@@ -391,7 +443,7 @@ async fn events_from_kafkas_console_producer_reach_a_session() {
     let b_got = recv_n(&mut bob, 1, T).await;
     assert_eq!(b_got[0].notification.event_id, "evt-console-2");
     assert_eq!(b_got[0].notification.title, "Maintenance");
-    assert_eq!(memory.len(), 2);
+    stored(&memory, 2, "both stored").await;
     running.shutdown().await;
 }
 
@@ -448,7 +500,7 @@ async fn store_outage_pauses_commits_nothing_and_catches_up() {
     });
     let svc = service(store.clone());
     let mut alice = session(&svc, "alice", &[], 256);
-    let running = start(cfg.clone(), svc).await;
+    let running = start(cfg.clone(), svc.clone()).await;
     let p = raw_producer(&b);
     for i in 0..50 {
         produce(
@@ -459,13 +511,29 @@ async fn store_outage_pauses_commits_nothing_and_catches_up() {
         )
         .await;
     }
-    // While the store is down: retries, no push (nothing is stored), nothing committed.
+    // While the store is down: pushed live at once and in order, storage retries, nothing
+    // committed.
+    let pushes = recv_n(&mut alice, 50, T).await;
+    let ids: Vec<String> = pushes
+        .iter()
+        .map(|p| p.notification.event_id.clone())
+        .collect();
+    let expected: Vec<String> = (0..50).map(|i| format!("evt-out-{i}")).collect();
+    assert_eq!(
+        ids, expected,
+        "live pushes continue in order during the outage"
+    );
     let deadline = std::time::Instant::now() + T;
     while store.failed.load(Ordering::SeqCst) < 3 {
         assert!(std::time::Instant::now() < deadline, "no store attempts");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_quiet(&mut alice, Duration::from_millis(500)).await;
+    assert_eq!(memory.len(), 0);
+    assert_eq!(
+        svc.pending().len(),
+        50,
+        "unstored pushes are kept for resumes"
+    );
     tokio::time::sleep(Duration::from_millis(1200)).await; // > auto.commit.interval.ms
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &b)
@@ -484,16 +552,21 @@ async fn store_outage_pauses_commits_nothing_and_catches_up() {
         got.elements()[0].offset()
     );
 
-    // The store comes back: the backlog is written, pushed in order and committed.
+    // The store comes back: the backlog is written once, committed, and the record of
+    // unstored pushes empties; nothing is pushed a second time.
     store.up.store(true, Ordering::SeqCst);
-    let pushes = recv_n(&mut alice, 50, T).await;
-    let ids: Vec<String> = pushes
-        .iter()
-        .map(|p| p.notification.event_id.clone())
-        .collect();
-    let expected: Vec<String> = (0..50).map(|i| format!("evt-out-{i}")).collect();
-    assert_eq!(ids, expected);
-    assert_eq!(memory.len(), 50);
+    let deadline = std::time::Instant::now() + T;
+    while memory.len() < 50 || !svc.pending().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stored {} of 50, {} unstored pushes left",
+            memory.len(),
+            svc.pending().len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_quiet(&mut alice, Duration::from_millis(300)).await;
     running.shutdown().await;
+    assert_eq!(memory.len(), 50);
     assert_eq!(committed_offset(&b, &cfg.group, &cfg.topic, 0), 50);
 }

@@ -30,6 +30,11 @@ pub struct Delivery {
     pub timestamp: Option<DateTime<Utc>>,
     /// Where it came from, for logs (`notification-events/2@1234`).
     pub origin: String,
+    /// The ordering stamp (microseconds) its notifications get, when the source can give
+    /// one that every reader of the same message computes alike (Kafka: from the record
+    /// time and offset), so instances that push and the one that stores agree on cursors.
+    /// `None`: the pipeline stamps from its own clock.
+    pub seq: Option<i64>,
     acker: Box<dyn Acknowledge>,
 }
 
@@ -54,8 +59,15 @@ impl Delivery {
             payload,
             timestamp,
             origin: origin.into(),
+            seq: None,
             acker,
         }
+    }
+
+    /// Sets the deterministic ordering stamp (see [`Delivery::seq`]).
+    pub fn with_seq(mut self, seq: i64) -> Self {
+        self.seq = Some(seq);
+        self
     }
 
     /// Acknowledges it (after it is stored).

@@ -62,7 +62,7 @@ pub(crate) fn config(brokers: &str, name: &str) -> KafkaConfig {
         .instance_id(unique("i"))
 }
 
-/// Creates `topic` with `partitions` partitions (before `Kafka::connect`, which then keeps it).
+/// Creates `topic` with `partitions` partitions (before `Kafka::start`, which then keeps it).
 pub(crate) async fn create_topic(brokers: &str, topic: &str, partitions: i32) {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     use rdkafka::client::DefaultClientContext;
@@ -91,10 +91,24 @@ pub(crate) async fn start(config: KafkaConfig, service: Arc<NotifyService>) -> K
     let kafka = Kafka::connect(config).await.expect("connect");
     let running = kafka.start(service).await.expect("start");
     assert!(
+        running.wait_fanout(Duration::from_secs(30)).await,
+        "fan-out got partitions"
+    );
+    assert!(
         running.wait_assigned(Duration::from_secs(30)).await,
         "storing consumer got partitions"
     );
     running
+}
+
+/// Waits until `store` holds `n` notifications (pushes do not wait for the store, so a
+/// test that saw a push may still have to wait for the write), then asserts exactly `n`.
+pub(crate) async fn stored(store: &notify_core::MemoryStore, n: usize, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while store.len() < n && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(store.len(), n, "{what}");
 }
 
 /// Registers a session for `user` and returns its queue.
