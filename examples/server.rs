@@ -12,10 +12,14 @@ mod backends;
 mod config;
 #[path = "server/config_file.rs"]
 mod config_file;
+#[path = "server/deferred.rs"]
+mod deferred;
 #[path = "server/demo.rs"]
 mod demo;
 #[path = "server/logging.rs"]
 mod logging;
+#[path = "server/readiness.rs"]
+mod readiness;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -6,12 +6,14 @@ use std::time::Duration;
 
 use notify_core::pipeline::spawn_retention_sweeper;
 use notify_core::{
-    Error, EventSink, EventSource, MemorySource, MemoryStore, NotificationStore, NotifyService,
-    Pipeline, PipelineHandle, Result,
+    EventSink, EventSource, MemorySource, MemoryStore, NotificationStore, NotifyService, Pipeline,
+    PipelineHandle, Result,
 };
 use notify_kafka::{Kafka, KafkaConfig, KafkaRunning};
 
 use crate::config::Config;
+use crate::deferred::DeferredStore;
+use crate::readiness::spawn_readiness_log;
 
 enum Events {
     Memory(Arc<MemorySource>),
@@ -32,6 +34,7 @@ pub(crate) struct Backends {
 pub(crate) struct Running {
     pipeline: Stage,
     sweeper: tokio::task::JoinHandle<()>,
+    readiness: tokio::task::JoinHandle<()>,
 }
 
 enum Stage {
@@ -39,22 +42,23 @@ enum Stage {
     Kafka(KafkaRunning),
 }
 
-async fn connect_mongo(uri: &str, config: &Config) -> Result<notify_mongo::MongoStore> {
+/// The MongoDB store, connected in the background: a bad URI or database name stops
+/// start-up (naming the variable); an unreachable server does not.
+async fn connect_mongo(uri: &str, config: &Config) -> Result<Arc<DeferredStore>> {
     let options = notify_mongo::MongoOptions {
         retention: Some(config.service.retention),
         ..notify_mongo::MongoOptions::default()
     };
-    notify_mongo::MongoStore::connect_with(uri, &config.mongo_db, options)
-        .await
-        .map_err(|e| match e {
-            Error::Unavailable { message, .. } => Error::config(
-                "NOTIFY_MONGO_URI",
-                format!("cannot reach MongoDB: {message}"),
-            ),
-            other => other,
-        })
+    let (uri, db) = (uri.to_string(), config.mongo_db.clone());
+    DeferredStore::connect("mongodb", Duration::from_secs(1), move || {
+        let (uri, db, options) = (uri.clone(), db.clone(), options.clone());
+        async move { notify_mongo::MongoStore::connect_with(&uri, &db, options).await }
+    })
+    .await
 }
 
+/// The Kafka clients; the brokers may be down (the fan-out and the storing consumer start
+/// when they answer). Only a misconfiguration is an error here.
 async fn connect_kafka(brokers: &str, config: &Config) -> Result<Kafka> {
     let mut kafka = KafkaConfig::new(brokers)
         .topic(config.kafka_topic.clone())
@@ -64,20 +68,14 @@ async fn connect_kafka(brokers: &str, config: &Config) -> Result<Kafka> {
     }
     let kafka = kafka.with_env_passthrough()?;
     kafka.validate()?;
-    Kafka::connect(kafka).await.map_err(|e| match e {
-        Error::Unavailable { message, .. } => Error::config(
-            "NOTIFY_KAFKA_BROKERS",
-            format!("cannot reach Kafka: {message}"),
-        ),
-        other => other,
-    })
+    Kafka::connect(kafka).await
 }
 
 impl Backends {
     /// Connects the configured backends.
     pub(crate) async fn start(config: &Config) -> Result<Self> {
         let (store, store_name): (Arc<dyn NotificationStore>, _) = match &config.mongo_uri {
-            Some(uri) => (Arc::new(connect_mongo(uri, config).await?), "mongodb"),
+            Some(uri) => (connect_mongo(uri, config).await?, "mongodb"),
             None => (Arc::new(MemoryStore::new()), "memory"),
         };
         Ok(match &config.args_kafka_brokers {
@@ -107,8 +105,8 @@ impl Backends {
         })
     }
 
-    /// Starts the pipeline (for Kafka: the storing pipeline and this instance's fan-out)
-    /// and the retention sweeper.
+    /// Starts the pipeline (for Kafka: the storing pipeline and this instance's fan-out, as
+    /// soon as the brokers answer), the retention sweeper and the readiness log.
     pub(crate) async fn run(&self, service: Arc<NotifyService>) -> Result<Running> {
         let pipeline = match &self.events {
             Events::Memory(source) => {
@@ -118,7 +116,8 @@ impl Backends {
         };
         Ok(Running {
             pipeline,
-            sweeper: spawn_retention_sweeper(service, Duration::from_secs(3600)),
+            sweeper: spawn_retention_sweeper(service.clone(), Duration::from_secs(3600)),
+            readiness: spawn_readiness_log(service, Duration::from_secs(2)),
         })
     }
 }
@@ -127,6 +126,7 @@ impl Running {
     /// Drains the pipeline: stores and acknowledges (commits) what it took.
     pub(crate) async fn shutdown(self, deadline: Duration) {
         self.sweeper.abort();
+        self.readiness.abort();
         match self.pipeline {
             Stage::Memory(p) => p.shutdown(deadline).await,
             Stage::Kafka(k) => {

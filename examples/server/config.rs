@@ -202,13 +202,15 @@ impl Config {
             allowed_origins,
             session_queue,
             retention: parse_duration(&args.retention, "NOTIFY_RETENTION")?,
-            // Several instances stamp cursors from their own clocks: replay a margin on resume.
+            // Cursors follow Kafka record time; a client sees notifications in the order its
+            // instance read the partitions, which a lagging partition (a leader failover)
+            // can skew: replay a margin on resume (see notify_kafka::fanout).
             resume_overlap: if args
                 .kafka_brokers
                 .as_deref()
                 .is_some_and(|b| !b.trim().is_empty())
             {
-                Duration::from_secs(2)
+                Duration::from_secs(5)
             } else {
                 Duration::ZERO
             },
