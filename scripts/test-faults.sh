@@ -25,8 +25,8 @@ trap cleanup EXIT INT TERM
 
 t0=$(now_ms)
 if [ -z "${NOTIFY_E2E_SERVER:-}" ]; then
-  cargo build --release --example server
-  export NOTIFY_E2E_SERVER="$CARGO_TARGET_DIR/release/examples/server"
+  NOTIFY_E2E_SERVER=$(bash scripts/build-server.sh)
+  export NOTIFY_E2E_SERVER
 fi
 bash scripts/kafka-cluster.sh start "$STATE" &
 cluster_pid=$!

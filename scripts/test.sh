@@ -13,9 +13,11 @@ source scripts/lib.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/notify/cargo-target}"
 export CARGO_TERM_COLOR=never
 STATE=$(mktemp -d /tmp/notify-test.XXXXXX)
+faults_pid=
 cleanup() {
   local rc=$?
   if [ -n "${ops_pid:-}" ]; then kill "$ops_pid" 2>/dev/null || true; fi
+  if [ -n "$faults_pid" ]; then kill "$faults_pid" 2>/dev/null && wait "$faults_pid" 2>/dev/null || true; fi
   bash scripts/kafka.sh stop "$STATE" >/dev/null 2>&1 || true
   bash scripts/ferretdb.sh stop "$STATE" >/dev/null 2>&1 || true
   rm -rf "$STATE"
@@ -62,8 +64,14 @@ step "build the example server (release; the Dockerfile runs the same script)"
 NOTIFY_E2E_SERVER=$(bash scripts/build-server.sh)
 export NOTIFY_E2E_SERVER
 
-step "STOMP/REST/SSE end-to-end suite"
-(cd tests/e2e && npm ci --no-audit --no-fund --silent && npm test)
+step "STOMP/REST/SSE end-to-end suite (the fault suite runs beside it)"
+(cd tests/e2e && npm ci --no-audit --no-fund --silent)
+# Its own three-broker Kafka and FerretDB; the environment of this script's single broker
+# and FerretDB is not passed on.
+env -u NOTIFY_TEST_KAFKA -u NOTIFY_TEST_MONGO -u NOTIFY_TEST_KAFKA_STATE -u NOTIFY_TEST_FERRETDB_STATE \
+  bash scripts/test-faults.sh >"$STATE/faults.log" 2>&1 &
+faults_pid=$!
+(cd tests/e2e && npm test)
 
 if [ -f frontend/package.json ]; then
   step "widget: unit tests, build, browser tests"
@@ -75,5 +83,14 @@ ops_rc=0
 wait "$ops_pid" || ops_rc=$?
 cat "$STATE/test-ops.log"
 [ "$ops_rc" = 0 ] || { echo "scripts/test-ops.sh failed" >&2; exit 1; }
+
+step "fault suite (leader kill, rolling restart, store outage, instance kill)"
+if wait "$faults_pid"; then
+  grep -E '^FAULT-FIGURES|^# (pass|fail)|passed in' "$STATE/faults.log" || true
+else
+  cat "$STATE/faults.log"
+  echo "fault suite failed" >&2
+  exit 1
+fi
 
 step "all tests passed"

@@ -1,5 +1,6 @@
-//! Routing notifications to connected sessions: the [`SessionHub`] trait, the local hub,
-//! bounded per-session queues, and the record of pushes not yet stored.
+//! Routing notifications to connected sessions: the [`SessionHub`] trait, the local hub and
+//! bounded per-session queues (the record of pushes not yet stored is in
+//! [`crate::pending`], re-exported here).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -12,6 +13,8 @@ use tokio::sync::Notify;
 
 use crate::model::{Audience, Push};
 use crate::store::Reader;
+
+pub use crate::pending::PendingPushes;
 
 /// Identifies one session within a hub.
 pub type SessionId = u64;
@@ -382,99 +385,6 @@ impl SessionHub for LocalHub {
     }
 }
 
-/// Pushes that went out live but are not stored yet.
-///
-/// A client resuming with `since` reads the store; a notification pushed just before the
-/// client registered but stored just after its read would fall in the gap. The resume path
-/// also replays these, so nothing goes missing (a repeat is possible; clients de-duplicate).
-///
-/// While the store cannot be read, a resume is served from this record alone when that is
-/// complete: see [`PendingPushes::covers_after`].
-#[derive(Debug)]
-pub struct PendingPushes {
-    inner: Mutex<PendingInner>,
-}
-
-#[derive(Debug)]
-struct PendingInner {
-    pushes: HashMap<String, Arc<Push>>,
-    /// The highest stamp that may be stored without being in `pushes`: the creation time,
-    /// raised by every push that leaves the record.
-    floor: i64,
-}
-
-impl Default for PendingPushes {
-    fn default() -> Self {
-        PendingPushes {
-            inner: Mutex::new(PendingInner {
-                pushes: HashMap::new(),
-                floor: chrono::Utc::now().timestamp_micros(),
-            }),
-        }
-    }
-}
-
-impl PendingPushes {
-    /// An empty record.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Records pushes before they are offered to sessions.
-    pub fn add(&self, pushes: &[Arc<Push>]) {
-        let mut inner = self.inner.lock();
-        for p in pushes {
-            inner.pushes.insert(p.notification.id.clone(), p.clone());
-        }
-    }
-
-    /// Forgets pushes once they are stored (or will never be).
-    pub fn remove(&self, pushes: &[Arc<Push>]) {
-        let mut inner = self.inner.lock();
-        for p in pushes {
-            if inner.pushes.remove(&p.notification.id).is_some() {
-                inner.floor = inner.floor.max(p.notification.seq);
-            }
-        }
-    }
-
-    /// The pending pushes `reader` may see, oldest first.
-    pub fn visible_to(&self, reader: &Reader) -> Vec<Arc<Push>> {
-        let inner = self.inner.lock();
-        let mut out: Vec<Arc<Push>> = inner
-            .pushes
-            .values()
-            .filter(|p| {
-                p.notification
-                    .audience
-                    .includes(&reader.user, &reader.groups)
-            })
-            .cloned()
-            .collect();
-        out.sort_by_key(|p| (p.notification.seq, p.notification.id.clone()));
-        out
-    }
-
-    /// True when every notification stamped after `seq` that this process pushed (or that
-    /// was stored while it ran) is still in this record: nothing above `seq` left it, and
-    /// `seq` is not older than the record. A resume from `seq` can then be served from the
-    /// record alone, without reading the store (what this process has not pushed yet
-    /// arrives live).
-    pub fn covers_after(&self, seq: i64) -> bool {
-        seq >= self.inner.lock().floor
-    }
-
-    /// How many pushes wait for the store.
-    pub fn len(&self) -> usize {
-        self.inner.lock().pushes.len()
-    }
-
-    /// True when every push is stored.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -587,24 +497,5 @@ mod tests {
         }
         let inner = hub.inner.read();
         assert!(inner.by_user.is_empty() && inner.by_group.is_empty());
-    }
-
-    #[test]
-    fn pending_pushes_are_filtered_by_reader() {
-        let pending = PendingPushes::new();
-        let pushes = [
-            push_for(Audience::User("ann".into())),
-            push_for(Audience::Group("ops".into())),
-        ];
-        pending.add(&pushes);
-        assert_eq!(pending.visible_to(&Reader::new("ann", vec![])).len(), 1);
-        assert_eq!(
-            pending
-                .visible_to(&Reader::new("zed", vec!["ops".into()]))
-                .len(),
-            1
-        );
-        pending.remove(&pushes);
-        assert!(pending.is_empty());
     }
 }

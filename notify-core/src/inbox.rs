@@ -231,7 +231,9 @@ pub async fn resume_backlog(
             }
         }
     } else {
-        read.await?
+        read.await.inspect_err(|e| {
+            tracing::info!(user = %reader.user, error = %e, from = from.seq, record_from = service.pending.floor(), "resume refused: the store is unavailable and the record of pushes does not reach back that far");
+        })?
     };
     let mut seen: HashSet<String> = HashSet::with_capacity(stored.len());
     let mut out: Vec<ResumeItem> = Vec::with_capacity(stored.len() + pending.len());

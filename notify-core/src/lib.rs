@@ -11,6 +11,7 @@ pub mod hub;
 pub mod inbox;
 pub mod metrics;
 pub mod model;
+pub mod pending;
 pub mod pipeline;
 pub mod rules;
 pub mod service;

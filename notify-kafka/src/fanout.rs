@@ -22,13 +22,14 @@
 //! # Resume without a gap
 //!
 //! A client that resumes with `since` gets (core `resume_backlog`): what is stored after
-//! `since` minus the resume overlap, plus this instance's record of pushes not yet stored,
-//! then the live stream. The record here is exact: a push stays in it until the shared
-//! group's **committed** offset for its partition has passed it (read every
-//! [`PRUNE_EVERY`]), and the storing consumer commits only after the store write. So a
-//! notification is at every moment in the store, in the record, or not yet pushed by this
-//! instance (then it reaches the registered session live). While the store is down a resume
-//! is served from the record alone when it reaches back past the cursor.
+//! `since` minus the resume overlap, plus this instance's record of pushes
+//! ([`notify_core::pending::PendingPushes`]), then the live stream. The record here is
+//! exact: a push counts as unstored until the shared group's **committed** offset for its
+//! partition has passed it (read every [`PRUNE_EVERY`]), and the storing consumer commits
+//! only after the store write. So a notification is at every moment in the store, in the
+//! record, or not yet pushed by this instance (then it reaches the registered session live).
+//! Stored pushes stay in the record for another minute, so while the store is down a client
+//! that dropped in the last minute resumes from the record alone, at once.
 //!
 //! What the overlap is for: cursors follow record time, and a client sees notifications in
 //! the order its instance's fan-out read them. A partition whose reading lags (a leader
@@ -85,10 +86,13 @@ pub fn record_seq(timestamp_ms: i64, offset: i64) -> i64 {
 
 type Cons = StreamConsumer<ConsumerCtx>;
 
+/// The pushes of one record (one event), by offset, oldest first.
+type ByOffset = VecDeque<(i64, Vec<Arc<Push>>)>;
+
 /// Pushes of this instance, by partition and offset, until the storing group commits them.
 #[derive(Default)]
 struct Unstored {
-    parts: HashMap<i32, VecDeque<(i64, Vec<Arc<Push>>)>>,
+    parts: HashMap<i32, ByOffset>,
     events: usize,
     warned: bool,
 }
@@ -324,7 +328,7 @@ fn track(
     let longest = u.parts.iter().max_by_key(|(_, q)| q.len()).map(|(p, _)| *p);
     if let Some((_, dropped)) = longest.and_then(|p| u.parts.get_mut(&p)?.pop_front()) {
         u.events -= 1;
-        service.pending().remove(&dropped);
+        service.pending().drop_unstored(&dropped);
         if !u.warned {
             u.warned = true;
             tracing::warn!(

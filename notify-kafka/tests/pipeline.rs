@@ -11,11 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use common::*;
 use notify_core::store::{InsertOutcome, ListQuery, NotificationStore, Reader};
-use notify_core::{EventSink, InboxItem, MemoryStore, Notification};
+use notify_core::{InboxItem, MemoryStore, Notification};
 use notify_kafka::{
     EventPublisher, OutgoingEvent, HEADER_ERROR, HEADER_ERROR_FIELD, HEADER_SOURCE_OFFSET,
     HEADER_SOURCE_PARTITION, HEADER_SOURCE_TOPIC,

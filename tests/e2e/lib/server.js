@@ -69,10 +69,11 @@ export async function runExpectingExit(env, timeoutMs = 15_000) {
 }
 
 /**
- * Start a server. `env` adds or overrides variables (e.g. NOTIFY_SESSION_QUEUE).
+ * Start a server. `env` adds or overrides variables (e.g. NOTIFY_SESSION_QUEUE). It is
+ * started once `waitPath` (default /health/ready) answers 200.
  * Returns { base, wsUrl, port, proc, logs(), stop() }.
  */
-export async function startServer({ name = 'server', env = {}, readyTimeoutMs = 30_000 } = {}) {
+export async function startServer({ name = 'server', env = {}, readyTimeoutMs = 30_000, waitPath = '/health/ready' } = {}) {
   const bin = serverBinary();
   if (!existsSync(bin)) {
     throw new Error(
@@ -140,7 +141,7 @@ export async function startServer({ name = 'server', env = {}, readyTimeoutMs = 
       throw new Error(`server exited during start-up (${JSON.stringify(exited)}); log tail:\n${tail}`);
     }
     try {
-      const res = await fetch(`${base}/health/ready`, { signal: AbortSignal.timeout(1000) });
+      const res = await fetch(`${base}${waitPath}`, { signal: AbortSignal.timeout(1000) });
       if (res.status === 200) break;
     } catch {
       // not listening yet
