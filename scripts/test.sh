@@ -17,7 +17,10 @@ faults_pid=
 cleanup() {
   local rc=$?
   if [ -n "${ops_pid:-}" ]; then kill "$ops_pid" 2>/dev/null || true; fi
-  if [ -n "$faults_pid" ]; then kill "$faults_pid" 2>/dev/null && wait "$faults_pid" 2>/dev/null || true; fi
+  if [ -n "$faults_pid" ]; then
+    kill "$faults_pid" 2>/dev/null || true
+    wait "$faults_pid" 2>/dev/null || true
+  fi
   bash scripts/kafka.sh stop "$STATE" >/dev/null 2>&1 || true
   bash scripts/ferretdb.sh stop "$STATE" >/dev/null 2>&1 || true
   rm -rf "$STATE"
