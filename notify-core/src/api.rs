@@ -83,7 +83,7 @@ fn error_with(status: StatusCode, code: &str, message: &str) -> Response<ApiBody
 }
 
 /// The bearer token of a request: `Authorization: Bearer …` or `?access_token=`.
-pub fn request_token(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+pub(crate) fn request_token(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -147,7 +147,7 @@ fn preflight(service: &NotifyService, origin: Option<&str>) -> Response<ApiBody>
 }
 
 /// Adds CORS headers when the request's origin is on the allow-list.
-pub fn add_cors(service: &NotifyService, origin: Option<&str>, headers: &mut HeaderMap) {
+pub(crate) fn add_cors(service: &NotifyService, origin: Option<&str>, headers: &mut HeaderMap) {
     let Some(origin) = origin else { return };
     if service.config.allowed_origins.is_none() || !service.origin_allowed(origin) {
         return;
@@ -299,7 +299,10 @@ fn metrics_response() -> Response<ApiBody> {
 /// Validates a publish body (one event or an array) into events with their raw JSON.
 /// Each event is checked as the pipeline would (rules, recipients), so a bad event is a 400
 /// here rather than a dead letter later.
-pub fn validate_publish(service: &NotifyService, body: &[u8]) -> Result<Vec<(Event, Bytes)>> {
+pub(crate) fn validate_publish(
+    service: &NotifyService,
+    body: &[u8],
+) -> Result<Vec<(Event, Bytes)>> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| Error::invalid_body(format!("invalid JSON: {e}")))?;
     let check = |value: Value, raw: Bytes, index: Option<usize>| -> Result<(Event, Bytes)> {

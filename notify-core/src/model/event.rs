@@ -136,7 +136,7 @@ fn want_string(obj: &Map<String, Value>, field: &str) -> Result<Option<String>> 
 }
 
 /// A short name for a JSON value's type, for error messages.
-pub fn json_kind(v: &Value) -> &'static str {
+pub(crate) fn json_kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -18,7 +18,8 @@ mod view;
 
 pub use audience::Audience;
 pub use cursor::{Cursor, SeqClock};
-pub use event::{json_kind, Event, MAX_EVENT_BYTES, MAX_ID_CHARS, MAX_NAME_CHARS};
+pub(crate) use event::json_kind;
+pub use event::{Event, MAX_EVENT_BYTES, MAX_ID_CHARS, MAX_NAME_CHARS};
 pub use id::notification_id;
 pub use notification::Notification;
 pub use priority::Priority;
