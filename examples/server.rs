@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use axum::Router;
 use futures::FutureExt;
+use notify_core::serve::serve;
 use notify_core::NotifyService;
 
 fn main() {
@@ -129,20 +130,31 @@ async fn run(config: config::Config) -> notify_core::Result<()> {
         }
     };
     let mut stopped_rx = stopped_rx;
+    let limits = config.serve_limits;
+    // Both adapters run in the core's hardened server loop (header-read timeout, socket
+    // cap); in demo mode every request must name a loopback host.
     let server = match config.http {
         config::Http::Axum => {
-            let server = axum::serve(listener, app).with_graceful_shutdown(shutdown);
-            tokio::spawn(async move {
-                let _ = server.await;
-            })
+            if config.demo {
+                let app = demo::LoopbackOnly(app);
+                tokio::spawn(serve(listener, app, limits, shutdown))
+            } else {
+                tokio::spawn(serve(listener, app, limits, shutdown))
+            }
         }
         config::Http::Warp => {
             use warp::Filter;
             let demo = config
                 .demo
                 .then(|| (config.demo_secret.clone(), config.demo_publish_key.clone()));
-            let app = notify_warp::routes(service.clone()).or(demo::warp_routes(demo));
-            tokio::spawn(warp::serve(app).incoming(listener).graceful(shutdown).run())
+            let app =
+                warp::service(notify_warp::routes(service.clone()).or(demo::warp_routes(demo)));
+            if config.demo {
+                let app = demo::LoopbackOnly(app);
+                tokio::spawn(serve(listener, app, limits, shutdown))
+            } else {
+                tokio::spawn(serve(listener, app, limits, shutdown))
+            }
         }
     };
     let _ = stopped_rx.wait_for(|s| *s).await;

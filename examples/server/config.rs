@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use notify_core::auth::Authenticator;
+use notify_core::limits::LimitsConfig;
+use notify_core::serve::ServeLimits;
 use notify_core::{Error, Result, Rules, ServiceConfig};
 
 /// The demo secret of the contract (demo mode only).
@@ -30,6 +32,12 @@ pub(crate) struct Args {
     /// PEM public key for RS256/ES256 instead.
     #[arg(long, env = "NOTIFY_JWT_PUBLIC_KEY_FILE")]
     jwt_public_key_file: Option<PathBuf>,
+    /// When set, tokens must carry this audience (`aud`).
+    #[arg(long, env = "NOTIFY_JWT_AUDIENCE")]
+    jwt_audience: Option<String>,
+    /// When set, tokens must carry this issuer (`iss`).
+    #[arg(long, env = "NOTIFY_JWT_ISSUER")]
+    jwt_issuer: Option<String>,
     /// Claim that lists the user's groups.
     #[arg(long, env = "NOTIFY_JWT_GROUPS_CLAIM", default_value = "groups")]
     jwt_groups_claim: String,
@@ -83,6 +91,63 @@ pub(crate) struct Args {
     /// valid, 2 with one line naming the variable otherwise.
     #[arg(long)]
     pub check_config: bool,
+    /// Most stored notifications one resume (`since`) sends.
+    #[arg(long, env = "NOTIFY_RESUME_MAX", default_value = "1000")]
+    resume_max: String,
+    /// WebSocket + SSE connections per instance [default: the open-file limit less 256].
+    #[arg(long, env = "NOTIFY_MAX_CONNECTIONS")]
+    max_connections: Option<String>,
+    /// Live sessions (STOMP + SSE) per user per instance.
+    #[arg(long, env = "NOTIFY_MAX_SESSIONS_PER_USER", default_value = "20")]
+    max_sessions_per_user: String,
+    /// Events/s accepted per publish key (token bucket; 0 turns it off).
+    #[arg(long, env = "NOTIFY_PUBLISH_RATE", default_value = "10000")]
+    publish_rate: String,
+    /// REST requests/s per user (token bucket; 0 turns it off).
+    #[arg(long, env = "NOTIFY_USER_RATE", default_value = "50")]
+    user_rate: String,
+    /// Allowed origins of absolute `link` URLs (comma-separated `https://host[:port]`);
+    /// unset: any http/https link.
+    #[arg(long, env = "NOTIFY_LINK_ORIGINS")]
+    link_origins: Option<String>,
+    /// Time a client has to send complete request headers (slowloris guard).
+    #[arg(long, env = "NOTIFY_HEADER_READ_TIMEOUT", default_value = "10s")]
+    header_read_timeout: String,
+}
+
+/// Parses a non-negative integer setting; errors name the variable.
+fn parse_count(value: &str, variable: &str, min: u64) -> Result<u64> {
+    value
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|n| *n >= min)
+        .ok_or_else(|| {
+            Error::config(
+                variable,
+                format!("must be an integer of at least {min}, got {value:?}"),
+            )
+        })
+}
+
+/// Parses a comma-separated list of origins (`scheme://host[:port]`).
+fn parse_origins(value: &str, variable: &str) -> Result<Vec<String>> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(|o| {
+            let url = url::Url::parse(o)
+                .map_err(|e| Error::config(variable, format!("{o:?} is not an origin: {e}")))?;
+            if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+                return Err(Error::config(
+                    variable,
+                    format!("{o:?} is not an http(s) origin"),
+                ));
+            }
+            Ok(url.origin().ascii_serialization())
+        })
+        .collect()
 }
 
 /// Which adapter serves HTTP.
@@ -96,6 +161,7 @@ pub(crate) enum Http {
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     pub listen: SocketAddr,
+    pub serve_limits: ServeLimits,
     pub http: Http,
     pub demo: bool,
     pub demo_secret: String,
@@ -154,6 +220,12 @@ impl Config {
         })?;
         let jwt_secret = non_empty(args.jwt_secret);
         let demo = jwt_secret.is_none() && args.jwt_public_key_file.is_none();
+        if jwt_secret.is_some() && args.jwt_public_key_file.is_some() {
+            return Err(Error::config(
+                "NOTIFY_JWT_SECRET",
+                "set either NOTIFY_JWT_SECRET or NOTIFY_JWT_PUBLIC_KEY_FILE, not both",
+            ));
+        }
         let auth = if let Some(path) = &args.jwt_public_key_file {
             let pem = std::fs::read(path).map_err(|e| {
                 Error::config(
@@ -162,10 +234,30 @@ impl Config {
                 )
             })?;
             Authenticator::from_public_key_pem(&pem)?
+        } else if let Some(secret) = &jwt_secret {
+            Authenticator::hs256_checked(secret.as_bytes())?
         } else {
-            Authenticator::hs256(jwt_secret.as_deref().unwrap_or(DEMO_SECRET).as_bytes())
+            // Demo mode only: the public demo secret is short, and that is fine on loopback.
+            Authenticator::hs256(DEMO_SECRET.as_bytes())
         }
         .with_groups_claim(args.jwt_groups_claim.clone());
+        let audience = non_empty(args.jwt_audience);
+        let issuer = non_empty(args.jwt_issuer);
+        let auth = match audience {
+            Some(aud) => auth.with_audience(aud),
+            None => auth,
+        };
+        let auth = match issuer {
+            Some(iss) => auth.with_issuer(iss),
+            None => auth,
+        };
+        if auth.uses_public_key() && !auth.checks_audience_and_issuer() {
+            // With a public key, tokens usually come from a shared identity provider that
+            // also signs tokens for other services: without aud/iss any of them would do.
+            tracing::warn!(
+                "NOTIFY_JWT_AUDIENCE and/or NOTIFY_JWT_ISSUER are not set: any token your identity provider signs (for any service) is accepted"
+            );
+        }
         if demo && !listen.ip().is_loopback() {
             tracing::warn!(requested = %listen, "demo mode binds to loopback only");
             listen.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
@@ -197,10 +289,42 @@ impl Config {
                     format!("must be a positive integer, got {:?}", args.session_queue),
                 )
             })?;
+        let defaults = LimitsConfig::default();
+        let limits = LimitsConfig {
+            max_connections: match &args.max_connections {
+                Some(v) => parse_count(v, "NOTIFY_MAX_CONNECTIONS", 1)? as usize,
+                None => defaults.max_connections,
+            },
+            max_sessions_per_user: parse_count(
+                &args.max_sessions_per_user,
+                "NOTIFY_MAX_SESSIONS_PER_USER",
+                1,
+            )? as usize,
+            publish_rate: parse_count(&args.publish_rate, "NOTIFY_PUBLISH_RATE", 0)?
+                .min(u32::MAX.into()) as u32,
+            user_rate: parse_count(&args.user_rate, "NOTIFY_USER_RATE", 0)?.min(u32::MAX.into())
+                as u32,
+        };
+        let serve_limits = ServeLimits {
+            header_read_timeout: parse_duration(
+                &args.header_read_timeout,
+                "NOTIFY_HEADER_READ_TIMEOUT",
+            )?,
+            // Room for plain requests above the WebSocket + SSE cap.
+            max_tcp_connections: limits.max_connections
+                + (notify_core::limits::FD_RESERVE as usize) / 2,
+        };
+        let link_origins = match non_empty(args.link_origins) {
+            Some(v) => Some(parse_origins(&v, "NOTIFY_LINK_ORIGINS")?),
+            None => None,
+        };
         let service = ServiceConfig {
             publish_key,
             allowed_origins,
             session_queue,
+            resume_max: parse_count(&args.resume_max, "NOTIFY_RESUME_MAX", 1)? as usize,
+            limits,
+            link_origins,
             retention: parse_duration(&args.retention, "NOTIFY_RETENTION")?,
             // Cursors follow Kafka record time; a client sees notifications in the order its
             // instance read the partitions, which a lagging partition (a leader failover)
@@ -228,6 +352,7 @@ impl Config {
         };
         Ok(Config {
             listen,
+            serve_limits,
             http,
             demo,
             demo_secret: DEMO_SECRET.into(),

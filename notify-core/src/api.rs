@@ -75,6 +75,35 @@ pub fn error_response(e: &Error) -> Response<ApiBody> {
         r.headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
+    if let Error::RateLimited { retry_after, .. } = e {
+        r.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(crate::limits::retry_after_secs(*retry_after)),
+        );
+    }
+    r
+}
+
+/// Paths where browsers cannot send headers, so `?access_token=` is accepted there only.
+pub const QUERY_TOKEN_PATHS: &[&str] = &["/notify", "/api/stream"];
+
+/// True when the query string carries `access_token` (tokens in URLs end up in logs,
+/// proxies and browser history).
+pub fn has_query_token(query: Option<&str>) -> bool {
+    url::form_urlencoded::parse(query.unwrap_or("").as_bytes()).any(|(k, _)| k == "access_token")
+}
+
+fn token_in_query() -> Response<ApiBody> {
+    let mut r = json_response(
+        StatusCode::UNAUTHORIZED,
+        &json!({"error": {
+            "code": "token_in_query",
+            "message": "access_token in the query string is accepted only on /notify and /api/stream; send an Authorization: Bearer header",
+            "field": "access_token",
+        }}),
+    );
+    r.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     r
 }
 
@@ -97,10 +126,22 @@ pub(crate) fn request_token(headers: &HeaderMap, query: Option<&str>) -> Option<
         })
 }
 
-fn reader(service: &NotifyService, headers: &HeaderMap, query: Option<&str>) -> Result<Reader> {
+fn principal(
+    service: &NotifyService,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<crate::auth::Principal> {
     let token =
         request_token(headers, query).ok_or_else(|| Error::unauthorized("missing bearer token"))?;
-    Ok(service.auth.verify(&token)?.reader())
+    let principal = service.auth.verify(&token)?;
+    service.limits.user_request(&principal.user)?;
+    Ok(principal)
+}
+
+/// The verified reader of a REST request, after spending one token of its
+/// `NOTIFY_USER_RATE` bucket.
+fn reader(service: &NotifyService, headers: &HeaderMap, query: Option<&str>) -> Result<Reader> {
+    Ok(principal(service, headers, query)?.reader())
 }
 
 /// Answers one API request. `body` must already be capped at
@@ -173,6 +214,9 @@ async fn route(service: &Arc<NotifyService>, request: Request<Bytes>) -> Result<
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().trim_end_matches('/');
     let query = parts.uri.query();
+    if has_query_token(query) && !QUERY_TOKEN_PATHS.contains(&path) {
+        return Ok(token_in_query());
+    }
     let get = parts.method == Method::GET || parts.method == Method::HEAD;
     let post = parts.method == Method::POST;
     match path {
@@ -203,7 +247,7 @@ async fn route(service: &Arc<NotifyService>, request: Request<Bytes>) -> Result<
         }
         "/api/events" if post => publish(service, &parts.headers, body).await,
         "/api/stream" if get => {
-            let reader = reader(service, &parts.headers, query)?;
+            let principal = principal(service, &parts.headers, query)?;
             let since = parts
                 .headers
                 .get("last-event-id")
@@ -216,7 +260,11 @@ async fn route(service: &Arc<NotifyService>, request: Request<Bytes>) -> Result<
                         .map(|(_, v)| Cursor::parse_or_time(&v, "since"))
                 })
                 .transpose()?;
-            let stream = crate::sse::event_stream(service.clone(), reader, since);
+            let slots = crate::registration::SessionSlots {
+                connection: Some(service.limits.connection()?),
+                user_session: Some(service.limits.user_session(&principal.user)?),
+            };
+            let stream = crate::sse::event_stream(service.clone(), principal, since, slots);
             let mut r = Response::new(ApiBody::Stream(Box::pin(stream)));
             let h = r.headers_mut();
             h.insert(
@@ -357,6 +405,7 @@ async fn publish(
         _ => return Err(Error::unauthorized("invalid X-Api-Key")),
     }
     let events = validate_publish(service, &body)?;
+    service.limits.publish(events.len())?;
     service.sink.publish(&events).await?;
     Ok(json_response(
         StatusCode::ACCEPTED,

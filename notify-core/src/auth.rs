@@ -1,5 +1,6 @@
-//! Authentication: JWT (HS256, RS256, ES256) with `sub`, a configurable groups claim and a
-//! mandatory `exp`; and the publisher API key.
+//! Authentication: JWT (HS256, RS256, ES256) with `sub`, a configurable groups claim, a
+//! mandatory `exp`, `nbf` honoured, and `aud` / `iss` enforced when configured; and the
+//! publisher API key.
 
 use chrono::{DateTime, TimeZone, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -43,10 +44,16 @@ impl std::fmt::Debug for Authenticator {
     }
 }
 
+/// Shortest HS256 secret accepted outside demo mode: RFC 7518, section 3.2, wants a key at
+/// least as long as the hash output (256 bits).
+pub const MIN_HS256_SECRET_BYTES: usize = 32;
+
 fn validation(alg: Algorithm) -> Validation {
     let mut v = Validation::new(alg);
     v.set_required_spec_claims(&["exp", "sub"]);
     v.validate_exp = true;
+    // A token that is not valid yet must not open a session early.
+    v.validate_nbf = true;
     // Small clock skew allowance; an expired token must really be refused.
     v.leeway = 5;
     v.validate_aud = false;
@@ -54,7 +61,23 @@ fn validation(alg: Algorithm) -> Validation {
 }
 
 impl Authenticator {
-    /// HS256 with a shared secret (`NOTIFY_JWT_SECRET`).
+    /// HS256 with a shared secret (`NOTIFY_JWT_SECRET`), refusing secrets shorter than
+    /// [`MIN_HS256_SECRET_BYTES`] with an [`Error::Config`] naming `NOTIFY_JWT_SECRET`.
+    pub fn hs256_checked(secret: &[u8]) -> Result<Self> {
+        if secret.len() < MIN_HS256_SECRET_BYTES {
+            return Err(Error::config(
+                "NOTIFY_JWT_SECRET",
+                format!(
+                    "an HS256 secret must be at least {MIN_HS256_SECRET_BYTES} bytes (RFC 7518, 3.2); this one has {}",
+                    secret.len()
+                ),
+            ));
+        }
+        Ok(Self::hs256(secret))
+    }
+
+    /// HS256 with a shared secret of any length: for demo mode, tests and tools. Services
+    /// configured by operators use [`Authenticator::hs256_checked`].
     pub fn hs256(secret: &[u8]) -> Self {
         Authenticator {
             key: DecodingKey::from_secret(secret),
@@ -83,6 +106,37 @@ impl Authenticator {
         })
     }
 
+    /// Requires tokens to carry this audience in `aud` (`NOTIFY_JWT_AUDIENCE`).
+    pub fn with_audience(mut self, audience: impl Into<String>) -> Self {
+        self.validation.set_audience(&[audience.into()]);
+        self.validation.validate_aud = true;
+        self.require_claim("aud");
+        self
+    }
+
+    /// Requires tokens to carry this issuer in `iss` (`NOTIFY_JWT_ISSUER`).
+    pub fn with_issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.validation.set_issuer(&[issuer.into()]);
+        self.require_claim("iss");
+        self
+    }
+
+    /// True when tokens are checked against an audience and an issuer.
+    pub fn checks_audience_and_issuer(&self) -> bool {
+        self.validation.aud.is_some() && self.validation.iss.is_some()
+    }
+
+    /// True for a public-key (RS256/ES256) verifier.
+    pub fn uses_public_key(&self) -> bool {
+        !self.validation.algorithms.contains(&Algorithm::HS256)
+    }
+
+    fn require_claim(&mut self, claim: &str) {
+        self.validation
+            .required_spec_claims
+            .insert(claim.to_string());
+    }
+
     /// Uses another claim for the user's groups (`NOTIFY_JWT_GROUPS_CLAIM`).
     pub fn with_groups_claim(mut self, claim: impl Into<String>) -> Self {
         self.groups_claim = claim.into();
@@ -96,6 +150,9 @@ impl Authenticator {
                 use jsonwebtoken::errors::ErrorKind;
                 let why = match e.kind() {
                     ErrorKind::ExpiredSignature => "token expired".to_string(),
+                    ErrorKind::ImmatureSignature => "token not valid yet (nbf)".to_string(),
+                    ErrorKind::InvalidAudience => "token audience (aud) not accepted".to_string(),
+                    ErrorKind::InvalidIssuer => "token issuer (iss) not accepted".to_string(),
                     ErrorKind::InvalidSignature => "invalid token signature".to_string(),
                     ErrorKind::MissingRequiredClaim(c) => format!("token lacks the `{c}` claim"),
                     ErrorKind::InvalidAlgorithm => "token algorithm not accepted".to_string(),
@@ -216,6 +273,90 @@ mod tests {
         )
         .unwrap();
         assert!(auth.verify(&token).is_err());
+    }
+
+    fn sign(secret: &[u8], claims: serde_json::Value) -> String {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(secret),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn nbf_in_the_future_is_refused() {
+        let auth = Authenticator::hs256(b"k");
+        let now = Utc::now().timestamp();
+        let later = sign(
+            b"k",
+            serde_json::json!({"sub":"bob","exp":now+600,"nbf":now+300}),
+        );
+        let err = auth.verify(&later).unwrap_err();
+        assert!(err.to_string().contains("nbf"), "{err}");
+        let past = sign(
+            b"k",
+            serde_json::json!({"sub":"bob","exp":now+600,"nbf":now-10}),
+        );
+        assert!(auth.verify(&past).is_ok());
+    }
+
+    #[test]
+    fn audience_and_issuer_are_enforced_when_set() {
+        let now = Utc::now().timestamp();
+        let auth = Authenticator::hs256(b"k")
+            .with_audience("notify")
+            .with_issuer("https://idp.example");
+        assert!(auth.checks_audience_and_issuer());
+        let good = sign(
+            b"k",
+            serde_json::json!({"sub":"a","exp":now+60,"aud":"notify","iss":"https://idp.example"}),
+        );
+        assert_eq!(auth.verify(&good).unwrap().user, "a");
+        let list_aud = sign(
+            b"k",
+            serde_json::json!({"sub":"a","exp":now+60,"aud":["other","notify"],"iss":"https://idp.example"}),
+        );
+        assert!(auth.verify(&list_aud).is_ok());
+        for (claims, why) in [
+            (
+                serde_json::json!({"sub":"a","exp":now+60,"aud":"other","iss":"https://idp.example"}),
+                "aud",
+            ),
+            (
+                serde_json::json!({"sub":"a","exp":now+60,"iss":"https://idp.example"}),
+                "aud",
+            ),
+            (
+                serde_json::json!({"sub":"a","exp":now+60,"aud":"notify","iss":"https://evil.example"}),
+                "iss",
+            ),
+            (
+                serde_json::json!({"sub":"a","exp":now+60,"aud":"notify"}),
+                "iss",
+            ),
+        ] {
+            let err = auth.verify(&sign(b"k", claims.clone())).unwrap_err();
+            assert!(matches!(err, Error::Unauthorized { .. }), "{claims}");
+            assert!(err.to_string().contains(why), "{claims}: {err}");
+        }
+        // Unset: any audience and issuer pass.
+        let open = Authenticator::hs256(b"k");
+        assert!(!open.checks_audience_and_issuer());
+        assert!(open
+            .verify(&sign(
+                b"k",
+                serde_json::json!({"sub":"a","exp":now+60,"aud":"x","iss":"y"})
+            ))
+            .is_ok());
+    }
+
+    #[test]
+    fn short_hs256_secrets_are_refused() {
+        let err = Authenticator::hs256_checked(b"e2e-secret").unwrap_err();
+        assert_eq!(err.field(), Some("NOTIFY_JWT_SECRET"));
+        assert!(Authenticator::hs256_checked(&[b'x'; 32]).is_ok());
+        assert!(!Authenticator::hs256(b"k").uses_public_key());
     }
 
     #[test]

@@ -49,6 +49,14 @@ pub enum Error {
         /// The limit in bytes.
         limit: usize,
     },
+    /// Over a rate or connection limit; `limit` names the variable that sets it.
+    #[error("limit exceeded: {limit}")]
+    RateLimited {
+        /// The limit's variable (`NOTIFY_USER_RATE`, `NOTIFY_MAX_CONNECTIONS`...).
+        limit: &'static str,
+        /// When trying again may succeed (`Retry-After`).
+        retry_after: std::time::Duration,
+    },
     /// A backend (store, event source) cannot be reached or failed; retrying may help.
     #[error("{component} unavailable: {message}")]
     Unavailable {
@@ -161,6 +169,7 @@ impl Error {
             Error::Forbidden { .. } => "forbidden",
             Error::NotFound { .. } => "not_found",
             Error::PayloadTooLarge { .. } => "payload_too_large",
+            Error::RateLimited { .. } => "rate_limited",
             Error::Unavailable { .. } => "unavailable",
             Error::Config { .. } => "config",
             Error::Internal { .. } => "internal",
@@ -175,6 +184,7 @@ impl Error {
             Error::Forbidden { .. } => 403,
             Error::NotFound { .. } => 404,
             Error::PayloadTooLarge { .. } => 413,
+            Error::RateLimited { .. } => 429,
             Error::Unavailable { .. } => 503,
             Error::Config { .. } | Error::Internal { .. } => 500,
         }
@@ -185,6 +195,7 @@ impl Error {
         match self {
             Error::InvalidInput { field, .. } => field.as_deref(),
             Error::Config { variable, .. } => Some(variable),
+            Error::RateLimited { limit, .. } => Some(limit),
             _ => None,
         }
     }

@@ -190,19 +190,35 @@ pub struct ResumeItem {
     pub json: Bytes,
 }
 
-/// Everything after `since` for `reader`: the stored backlog, oldest first, then pushes that
-/// went out live but are not stored yet. Call it after the session is registered with the
-/// hub, so anything later arrives live: together there is no gap (repeats are possible).
-///
-/// When the store cannot be read (an outage) and the record of unstored pushes reaches back
-/// past `since` (see [`crate::hub::PendingPushes::covers_after`]), the backlog is that
-/// record alone: a client that dropped during the outage resumes at once and misses
-/// nothing. Otherwise the store's error is returned and the client retries.
+/// Like [`resume_backlog_bounded`], without telling whether the backlog was cut.
 pub async fn resume_backlog(
     service: &Arc<NotifyService>,
     reader: &Reader,
     since: &Cursor,
 ) -> Result<Vec<ResumeItem>> {
+    Ok(resume_backlog_bounded(service, reader, since).await?.items)
+}
+
+/// What a resuming client is sent before the live stream.
+#[derive(Debug, Clone, Default)]
+pub struct Backlog {
+    /// The notifications, oldest first.
+    pub items: Vec<ResumeItem>,
+    /// More than `NOTIFY_RESUME_MAX` were missed: the last item is flagged
+    /// (`backlog-truncated: true`) and the client pages the rest over REST from its cursor.
+    pub truncated: bool,
+}
+
+/// Everything after `since` for `reader`, up to [`crate::ServiceConfig::resume_max`]: the
+/// stored backlog, oldest first, then pushes that went out live but are not stored yet.
+/// Call it after the session is registered with the hub, so anything later arrives live:
+/// together there is no gap (repeats are possible). A truncated backlog holds only stored
+/// notifications, so the client's REST catch-up from the last one misses nothing.
+pub async fn resume_backlog_bounded(
+    service: &Arc<NotifyService>,
+    reader: &Reader,
+    since: &Cursor,
+) -> Result<Backlog> {
     // Snapshot the unstored pushes first: whatever leaves this set before the store read
     // below is in the store by then.
     let pending = service.pending.visible_to(reader);
@@ -215,8 +231,10 @@ pub async fn resume_backlog(
     } else {
         since.clone()
     };
-    let read = service.store.catch_up(reader, &from);
-    let stored = if service.pending.covers_after(from.seq) {
+    let read = service
+        .store
+        .catch_up_at_most(reader, &from, service.config.resume_max);
+    let (stored, truncated) = if service.pending.covers_after(from.seq) {
         // The record can stand in for the store: don't wait long for a store that hangs.
         match tokio::time::timeout(FALLBACK_AFTER, read).await {
             Ok(Ok(stored)) => stored,
@@ -227,7 +245,7 @@ pub async fn resume_backlog(
                     _ => format!("no answer within {FALLBACK_AFTER:?}"),
                 };
                 tracing::info!(user = %reader.user, %error, pending = pending.len(), "store unavailable: resume served from unstored pushes");
-                Vec::new()
+                (Vec::new(), false)
             }
         }
     } else {
@@ -245,6 +263,12 @@ pub async fn resume_backlog(
             json: item.notification.to_json_bytes(item.read),
         });
     }
+    if truncated {
+        return Ok(Backlog {
+            items: out,
+            truncated,
+        });
+    }
     for push in pending {
         let n = &push.notification;
         if n.cursor() > from && !seen.contains(&n.id) {
@@ -255,5 +279,8 @@ pub async fn resume_backlog(
             });
         }
     }
-    Ok(out)
+    Ok(Backlog {
+        items: out,
+        truncated: false,
+    })
 }

@@ -9,11 +9,15 @@ pub mod backoff;
 pub mod error;
 pub mod hub;
 pub mod inbox;
+pub mod limits;
 pub mod metrics;
 pub mod model;
 pub mod pending;
 pub mod pipeline;
+pub mod registration;
 pub mod rules;
+#[cfg(feature = "server")]
+pub mod serve;
 pub mod service;
 pub mod source;
 pub mod sse;

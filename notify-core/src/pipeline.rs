@@ -9,7 +9,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -282,7 +281,9 @@ async fn intake(
                 }
             }
             Err(reason) => {
-                tracing::info!(%origin, %reason, payload = %preview(&payload), "event rejected; dead-lettering");
+                // Only the size of the payload is logged: events carry user data and may
+                // carry secrets, and INFO logs travel far.
+                tracing::info!(%origin, %reason, payload_bytes = payload.len(), "event rejected; dead-lettering");
                 Work::DeadLetter {
                     origin,
                     reason,
@@ -294,11 +295,6 @@ async fn intake(
             break;
         }
     }
-}
-
-fn preview(payload: &Bytes) -> String {
-    let s = String::from_utf8_lossy(&payload[..payload.len().min(200)]);
-    s.into_owned()
 }
 
 async fn store_stage(

@@ -8,13 +8,16 @@ use tokio::sync::watch;
 
 use crate::auth::Authenticator;
 use crate::hub::{LocalHub, PendingPushes, SessionHub};
+use crate::limits::{Limits, LimitsConfig};
 use crate::model::SeqClock;
 use crate::rules::Rules;
 use crate::source::{EventSink, EventSource};
 use crate::store::NotificationStore;
 
 /// Limits and switches of the service (contract defaults).
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` output never shows the publish key, so a logged configuration leaks no secret.
+#[derive(Clone)]
 pub struct ServiceConfig {
     /// API key for `POST /api/events`; `None` refuses every publish.
     pub publish_key: Option<String>,
@@ -40,6 +43,14 @@ pub struct ServiceConfig {
     /// Zero for one instance; a cluster whose writers stamp cursors from their own clocks
     /// sets a margin above their clock skew, so nothing is missed (clients de-duplicate).
     pub resume_overlap: Duration,
+    /// Most stored notifications one resume sends (`NOTIFY_RESUME_MAX`); the last one of a
+    /// truncated backlog is flagged and the client pages the rest over REST.
+    pub resume_max: usize,
+    /// Connection caps and token buckets (contract section 7).
+    pub limits: LimitsConfig,
+    /// When set, an absolute `link` must have one of these origins
+    /// (`scheme://host[:port]`); paths starting with `/` are always accepted.
+    pub link_origins: Option<Vec<String>>,
 }
 
 impl Default for ServiceConfig {
@@ -56,7 +67,34 @@ impl Default for ServiceConfig {
             sse_keepalive: Duration::from_secs(15),
             retention: Duration::from_secs(30 * 24 * 3600),
             resume_overlap: Duration::ZERO,
+            resume_max: 1000,
+            limits: LimitsConfig::default(),
+            link_origins: None,
         }
+    }
+}
+
+impl std::fmt::Debug for ServiceConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceConfig")
+            .field(
+                "publish_key",
+                &self.publish_key.as_ref().map(|_| "<redacted>"),
+            )
+            .field("allowed_origins", &self.allowed_origins)
+            .field("session_queue", &self.session_queue)
+            .field("heartbeat", &self.heartbeat)
+            .field("max_subscriptions", &self.max_subscriptions)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("write_timeout", &self.write_timeout)
+            .field("sse_keepalive", &self.sse_keepalive)
+            .field("retention", &self.retention)
+            .field("resume_overlap", &self.resume_overlap)
+            .field("resume_max", &self.resume_max)
+            .field("limits", &self.limits)
+            .field("link_origins", &self.link_origins)
+            .finish_non_exhaustive()
     }
 }
 
@@ -72,6 +110,7 @@ pub struct NotifyService {
     pub(crate) pending: PendingPushes,
     pub(crate) clock: SeqClock,
     pub(crate) config: ServiceConfig,
+    pub(crate) limits: Limits,
     shutdown: watch::Sender<bool>,
 }
 
@@ -141,6 +180,7 @@ impl NotifyServiceBuilder {
             rules: Arc::new(self.rules),
             pending: PendingPushes::new(),
             clock: SeqClock::new(),
+            limits: Limits::new(self.config.limits),
             config: self.config,
             shutdown,
         })
@@ -188,6 +228,11 @@ impl NotifyService {
     /// The configuration.
     pub fn config(&self) -> &ServiceConfig {
         &self.config
+    }
+
+    /// The live limits: connection and session counts, token buckets.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// Pushes sent live but not stored yet.

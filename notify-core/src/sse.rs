@@ -2,16 +2,19 @@
 //! written as `text/event-stream` chunks.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::Stream;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
+use crate::auth::Principal;
 use crate::hub::session_queue;
 use crate::inbox;
 use crate::metrics;
 use crate::model::Cursor;
+use crate::registration::{Registration, SessionSlots};
 use crate::service::NotifyService;
 use crate::store::Reader;
 
@@ -26,31 +29,47 @@ pub fn notification_event(cursor: &str, json: &[u8]) -> Bytes {
     Bytes::from(out)
 }
 
-/// The event stream for `reader`: backlog after `since` (if any), then live notifications,
-/// with a comment line every keep-alive interval. Ends at shutdown or when the client falls
-/// behind (it reconnects with `Last-Event-ID` and loses nothing).
+/// The event stream for `principal`: backlog after `since` (if any, at most
+/// `NOTIFY_RESUME_MAX`), then live notifications, with a comment line every keep-alive
+/// interval. Ends at shutdown, when the client falls behind (it reconnects with
+/// `Last-Event-ID` and loses nothing), and with `event: expired` when the token expires.
+/// `slots` (connection and per-user session limits) are held until the stream ends.
 pub fn event_stream(
     service: Arc<NotifyService>,
-    reader: Reader,
+    principal: Principal,
     since: Option<Cursor>,
+    slots: SessionSlots,
 ) -> impl Stream<Item = Bytes> + Send + 'static {
     let (tx, rx) = mpsc::channel::<Bytes>(16);
     tokio::spawn(async move {
+        let reader = principal.reader();
         let (sender, mut queue) = session_queue(service.config().session_queue);
-        let id = service.hub().register(&reader, sender);
-        metrics::gauge_sessions(service.hub().session_count());
-        let reason = pump(&service, &reader, since, &tx, &mut queue).await;
-        service.hub().unregister(id);
-        metrics::gauge_sessions(service.hub().session_count());
+        // Unregisters on every exit, a panic included.
+        let _registration = Registration::new(service.hub(), &reader, sender, slots);
+        let expires_at = principal.expires_at;
+        let reason = pump(&service, &reader, since, expires_at, &tx, &mut queue).await;
         metrics::session_closed(reason);
     });
     ReceiverStream::new(rx)
+}
+
+/// The SSE event that ends a stream whose token expired.
+pub const EXPIRED_EVENT: &[u8] =
+    b"event: expired\ndata: {\"reason\":\"token expired\",\"reconnect\":true}\n\n";
+
+/// The SSE event sent after a backlog cut at `NOTIFY_RESUME_MAX`: the client pages the
+/// rest over REST (`GET /api/notifications?since=<cursor>`), from the last event's id.
+pub fn truncated_event(cursor: &str) -> Bytes {
+    Bytes::from(format!(
+        "event: backlog-truncated\ndata: {{\"backlog-truncated\":true,\"next_cursor\":\"{cursor}\"}}\n\n"
+    ))
 }
 
 async fn pump(
     service: &Arc<NotifyService>,
     reader: &Reader,
     since: Option<Cursor>,
+    expires_at: chrono::DateTime<chrono::Utc>,
     tx: &mpsc::Sender<Bytes>,
     queue: &mut crate::hub::SessionReceiver,
 ) -> &'static str {
@@ -63,9 +82,10 @@ async fn pump(
     }
     let mut resumed = std::collections::HashSet::new();
     if let Some(since) = since {
-        match inbox::resume_backlog(service, reader, &since).await {
-            Ok(items) => {
-                for item in items {
+        match inbox::resume_backlog_bounded(service, reader, &since).await {
+            Ok(backlog) => {
+                let last = backlog.items.last().map(|i| i.cursor.clone());
+                for item in backlog.items {
                     if tx
                         .send(notification_event(&item.cursor, &item.json))
                         .await
@@ -75,6 +95,11 @@ async fn pump(
                     }
                     metrics::pushed(None);
                     resumed.insert(item.id);
+                }
+                if let (true, Some(cursor)) = (backlog.truncated, last) {
+                    if tx.send(truncated_event(&cursor)).await.is_err() {
+                        return "client";
+                    }
                 }
             }
             Err(e) => {
@@ -87,6 +112,11 @@ async fn pump(
             }
         }
     }
+    let expires_in = (expires_at - chrono::Utc::now())
+        .to_std()
+        .unwrap_or(Duration::ZERO);
+    let expiry = tokio::time::sleep(expires_in);
+    tokio::pin!(expiry);
     let mut shutdown = service.shutdown_signal();
     let keepalive = service.config().sse_keepalive;
     let overflow = queue.overflow_signal();
@@ -115,6 +145,10 @@ async fn pump(
                 if tx.send(Bytes::from_static(b": keep-alive\n\n")).await.is_err() {
                     return "client";
                 }
+            }
+            _ = &mut expiry => {
+                let _ = tx.send(Bytes::from_static(EXPIRED_EVENT)).await;
+                return "expired";
             }
         }
     }

@@ -67,7 +67,7 @@ enum Target {
 /// [`KafkaConfig::producer_defaults`]); `bootstrap.servers`, `group.id`,
 /// `enable.auto.commit` and `enable.auto.offset.store` are refused because the adapter's
 /// guarantees depend on them.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct KafkaConfig {
     /// Bootstrap servers.
     pub brokers: String,
@@ -91,6 +91,34 @@ pub struct KafkaConfig {
     /// closing the consumers and flushing then take at most 6 s more, so the whole
     /// shutdown fits the contract's 10 s).
     pub drain_timeout: Duration,
+}
+
+/// Passthrough values may be credentials (`sasl.password`): `Debug` shows only their names.
+struct Keys<'a>(&'a BTreeMap<String, String>);
+
+impl std::fmt::Debug for Keys<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.0.keys().map(|k| (k, "<redacted>")))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaConfig")
+            .field("brokers", &self.brokers)
+            .field("topic", &self.topic)
+            .field("group", &self.group)
+            .field("instance_id", &self.instance_id)
+            .field("settings", &Keys(&self.settings))
+            .field("consumer_settings", &Keys(&self.consumer_settings))
+            .field("producer_settings", &Keys(&self.producer_settings))
+            .field("create_topics", &self.create_topics)
+            .field("pipeline", &self.pipeline)
+            .field("drain_timeout", &self.drain_timeout)
+            .finish()
+    }
 }
 
 impl KafkaConfig {
@@ -193,7 +221,12 @@ impl KafkaConfig {
             let mut probe = ClientConfig::new();
             probe.set(&property, value);
             if let Err(e) = probe.create_native_config() {
-                return Err(config_error(name, format!("{property}={value}: {e}")));
+                // The value may be a password: never echo it (librdkafka's own message
+                // quotes it too, so it is blanked there as well).
+                return Err(config_error(
+                    name,
+                    format!("{property}: {}", redact_value(&config_problem(&e), value)),
+                ));
             }
             let map = match target {
                 Target::All => &mut config.settings,
@@ -362,6 +395,23 @@ fn check_topic(variable: &str, topic: &str) -> Result<()> {
     Ok(())
 }
 
+/// What librdkafka said about a property, without the key and value that rdkafka's
+/// `Display` appends.
+fn config_problem(e: &rdkafka::error::KafkaError) -> String {
+    match e {
+        rdkafka::error::KafkaError::ClientConfig(_, description, _, _) => description.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// `message` with every occurrence of `value` blanked.
+fn redact_value(message: &str, value: &str) -> String {
+    if value.is_empty() {
+        return message.to_string();
+    }
+    message.replace(value, "<redacted>")
+}
+
 fn config_error(variable: &str, message: impl std::fmt::Display) -> Error {
     Error::Config {
         variable: variable.to_string(),
@@ -417,6 +467,35 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn a_refused_value_is_not_echoed() {
+        for (name, value) in [
+            ("NOTIFY_KAFKA_SOCKET_TIMEOUT_MS", "hunter2-Pa55word"),
+            ("NOTIFY_KAFKA_SASL_PASWORD", "hunter2-Pa55word"),
+            (
+                "NOTIFY_KAFKA_CONSUMER_SESSION_TIMEOUT_MS",
+                "hunter2-Pa55word",
+            ),
+        ] {
+            let err =
+                KafkaConfig::from_vars(vars(&[("NOTIFY_KAFKA_BROKERS", "a:9092"), (name, value)]))
+                    .unwrap_err();
+            let text = format!("{err} {err:?}");
+            assert!(text.contains(name), "{text}");
+            assert!(!text.contains("hunter2"), "{text}");
+        }
+        // Accepted settings are not shown by Debug either.
+        let ok = KafkaConfig::from_vars(vars(&[
+            ("NOTIFY_KAFKA_BROKERS", "a:9092"),
+            ("NOTIFY_KAFKA_SASL_PASSWORD", "hunter2-Pa55word"),
+        ]))
+        .unwrap()
+        .unwrap();
+        let text = format!("{ok:?}");
+        assert!(text.contains("sasl.password"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
     }
 
     #[test]

@@ -229,14 +229,18 @@ fn parse_one(input: &[u8]) -> Result<(Frame, &[u8]), FrameError> {
         .transpose()
         .map_err(|_| FrameError::Malformed("invalid content-length"))?;
     let (body, rest) = match length {
+        // A claimed length is only trusted up to the frame limit: anything larger cannot be
+        // in the input, and arithmetic on it (`len + 1`) could overflow.
+        Some(len) if len > MAX_FRAME_BYTES => return Err(FrameError::TooLarge),
         Some(len) => {
-            if rest.len() < len + 1 {
-                return Err(FrameError::Malformed("body shorter than content-length"));
+            let (body, after) = rest
+                .split_at_checked(len)
+                .ok_or(FrameError::Malformed("body shorter than content-length"))?;
+            match after {
+                [0, rest @ ..] => (body, rest),
+                [] => return Err(FrameError::Malformed("body shorter than content-length")),
+                _ => return Err(FrameError::Malformed("body not terminated by NUL")),
             }
-            if rest[len] != 0 {
-                return Err(FrameError::Malformed("body not terminated by NUL"));
-            }
-            (&rest[..len], &rest[len + 1..])
         }
         None => {
             let nul = rest
@@ -323,6 +327,28 @@ mod tests {
         }
         let big = vec![b'a'; MAX_FRAME_BYTES + 1];
         assert_eq!(parse_all(&big), Err(FrameError::TooLarge));
+    }
+
+    #[test]
+    fn huge_content_length_is_refused_without_overflow() {
+        // usize::MAX used to wrap `len + 1` and panic on indexing.
+        for len in [
+            "18446744073709551615",
+            "18446744073709551614",
+            "65537",
+            "9223372036854775808",
+        ] {
+            let input = format!("SEND\ncontent-length:{len}\n\nabc\0");
+            assert_eq!(
+                parse_all(input.as_bytes()),
+                Err(FrameError::TooLarge),
+                "{len}"
+            );
+        }
+        let input = "SEND\ncontent-length:99999999999999999999999\n\n\0";
+        assert!(parse_all(input.as_bytes()).is_err());
+        let exact = format!("SEND\ncontent-length:{MAX_FRAME_BYTES}\n\nab\0");
+        assert!(parse_all(exact.as_bytes()).is_err());
     }
 
     #[test]

@@ -104,26 +104,43 @@ pub trait NotificationStoreExt: NotificationStore {
 
     /// Every stored notification after `since`, oldest first, in pages of 200.
     async fn catch_up(&self, reader: &Reader, since: &Cursor) -> Result<Vec<InboxItem>> {
+        Ok(self.catch_up_at_most(reader, since, usize::MAX).await?.0)
+    }
+
+    /// At most `max` stored notifications after `since`, oldest first, in pages of 200,
+    /// and whether more were left out.
+    async fn catch_up_at_most(
+        &self,
+        reader: &Reader,
+        since: &Cursor,
+        max: usize,
+    ) -> Result<(Vec<InboxItem>, bool)> {
         let mut out: Vec<InboxItem> = Vec::new();
         let mut cursor = since.clone();
         loop {
+            // One more than wanted tells whether anything is left out.
+            let want = max.saturating_add(1).saturating_sub(out.len()).min(200);
             let page = self
                 .list(
                     reader,
                     &ListQuery {
                         page: Page::OldestAfter(cursor.clone()),
-                        limit: 200,
+                        limit: want,
                         unread_only: false,
                     },
                 )
                 .await?;
-            let full = page.len() == 200;
+            let full = page.len() == want;
             if let Some(last) = page.last() {
                 cursor = last.notification.cursor();
             }
             out.extend(page);
+            if out.len() > max {
+                out.truncate(max);
+                return Ok((out, true));
+            }
             if !full {
-                return Ok(out);
+                return Ok((out, false));
             }
         }
     }
