@@ -12,7 +12,7 @@ const here = dirname(fileURLToPath(import.meta.url))
 export const FRONTEND = resolve(here, '../..')
 export const REPO = resolve(FRONTEND, '..')
 export const ARTIFACTS = join(FRONTEND, 'test-artifacts')
-export const SECRET = 'test-secret'
+export const SECRET = 'test-secret-at-least-32-bytes-long!' // the server refuses shorter HS256 secrets
 export const PUBLISH_KEY = 'test-key'
 export const WAIT_MS = Number(process.env.NOTIFY_E2E_WAIT_MS ?? 15000)
 mkdirSync(ARTIFACTS, { recursive: true })

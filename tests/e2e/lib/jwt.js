@@ -1,7 +1,8 @@
 // HS256 JSON Web Tokens minted with node's crypto.
 import { createHmac } from 'node:crypto';
 
-export const JWT_SECRET = 'e2e-secret';
+// At least 32 bytes: the server refuses shorter HS256 secrets (RFC 7518, 3.2).
+export const JWT_SECRET = 'e2e-secret-at-least-32-bytes-long!';
 
 const b64url = (buf) => Buffer.from(buf).toString('base64url');
 
