@@ -368,7 +368,10 @@ pub(crate) fn validate_publish(
             }));
         }
         let event = Event::from_value(value).map_err(at)?;
-        service.rules.resolve(&event).map_err(at)?;
+        let resolved = service.rules.resolve(&event).map_err(at)?;
+        if let Some(link) = &resolved.link {
+            crate::model::check_link(link, service.config.link_origins.as_deref()).map_err(at)?;
+        }
         Ok((event, raw))
     };
     match value {

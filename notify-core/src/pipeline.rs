@@ -41,6 +41,9 @@ pub fn notifications_stamped(
 ) -> Result<(Event, Vec<Notification>)> {
     let event = Event::from_slice(payload)?;
     let resolved = service.rules.resolve(&event)?;
+    if let Some(link) = &resolved.link {
+        crate::model::check_link(link, service.config.link_origins.as_deref())?;
+    }
     let occurred_at = event.occurred_at.unwrap_or(received_at);
     // Millisecond precision, as JSON and BSON dates carry it.
     let occurred_at = chrono::DateTime::from_timestamp_millis(occurred_at.timestamp_millis())

@@ -115,7 +115,13 @@ impl Event {
             recipients,
             title: want_string(obj, "title")?,
             message: want_string(obj, "message")?,
-            link: want_string(obj, "link")?,
+            link: match want_string(obj, "link")? {
+                Some(link) => {
+                    super::link::check_link(&link, None)?;
+                    Some(link)
+                }
+                None => None,
+            },
             data,
             priority,
             occurred_at,

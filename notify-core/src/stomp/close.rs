@@ -7,6 +7,7 @@ use futures::{Sink, SinkExt};
 
 use super::frame::{parse_all, Frame, FrameError, MAX_FRAME_BYTES};
 use super::transport::Outbound;
+use crate::limits::Refusal;
 use crate::metrics;
 
 /// Why a session ends.
@@ -36,6 +37,21 @@ pub(super) fn error(
         receipt: frame.and_then(|f| f.get("receipt")).map(str::to_string),
         code: 1008,
         reason: "error",
+    }
+}
+
+/// The ERROR for a refusal by a limit: `message: limit exceeded: <variable>`.
+pub(super) fn limit(refusal: Refusal, frame: Option<&Frame>) -> Close {
+    Close::Error {
+        message: refusal.stomp_message(),
+        detail: format!(
+            "over the limit set by {}; retry in {} s",
+            refusal.limit,
+            crate::limits::retry_after_secs(refusal.retry_after)
+        ),
+        receipt: frame.and_then(|f| f.get("receipt")).map(str::to_string),
+        code: 1013,
+        reason: "limit",
     }
 }
 

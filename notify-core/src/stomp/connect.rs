@@ -11,23 +11,45 @@ use super::transport::{Handshake, Inbound};
 use crate::auth::{bearer, Principal};
 use crate::service::NotifyService;
 
-/// Waits for the first real frame (skipping heart-beats).
-pub(super) async fn first_frame<I>(incoming: &mut I) -> Result<Option<Frame>, Close>
+/// Most bytes a socket may send before its CONNECT frame: a CONNECT with a token fits in a
+/// few KiB; an unauthenticated client gets no more than one frame's worth.
+pub const MAX_PRE_CONNECT_BYTES: usize = 64 * 1024;
+/// Most WebSocket messages (heart-beats, pings) a socket may send before its CONNECT frame.
+pub const MAX_PRE_CONNECT_MESSAGES: usize = 16;
+/// Longest heart-beat interval a client may ask for; larger values are clamped (they could
+/// only overflow timers, and a peer that silent is gone anyway).
+pub const MAX_HEARTBEAT: Duration = Duration::from_secs(3600);
+
+/// Waits for the first message that holds frames (skipping heart-beats), within the
+/// pre-CONNECT budget. Returns all of that message's frames, CONNECT first: the ones that
+/// follow it are handled in order once the session is up.
+pub(super) async fn first_frames<I>(incoming: &mut I) -> Result<Option<Vec<Frame>>, Close>
 where
     I: Stream<Item = Inbound> + Unpin,
 {
+    let (mut bytes_seen, mut messages) = (0usize, 0usize);
     loop {
         let bytes: Vec<u8> = match incoming.next().await {
             None | Some(Inbound::Close) => return Ok(None),
-            Some(Inbound::Ping) => continue,
+            Some(Inbound::Ping) => Vec::new(),
             Some(Inbound::Text(t)) => t.into_bytes(),
             Some(Inbound::Binary(b)) => b.to_vec(),
         };
-        let mut frames = parse_frames(&bytes)?;
-        if frames.is_empty() {
-            continue;
+        bytes_seen = bytes_seen.saturating_add(bytes.len());
+        messages += 1;
+        if bytes_seen > MAX_PRE_CONNECT_BYTES || messages > MAX_PRE_CONNECT_MESSAGES {
+            return Err(error(
+                "CONNECT expected",
+                format!(
+                    "at most {MAX_PRE_CONNECT_MESSAGES} messages and {MAX_PRE_CONNECT_BYTES} bytes before CONNECT"
+                ),
+                None,
+            ));
         }
-        return Ok(Some(frames.swap_remove(0)));
+        let frames = parse_frames(&bytes)?;
+        if !frames.is_empty() {
+            return Ok(Some(frames));
+        }
     }
 }
 
@@ -93,8 +115,9 @@ pub(super) fn connect_frame(
         .unwrap_or((0, 0));
     // STOMP 1.2: we send every max(ours, cy) if both are non-zero; we expect the client every
     // max(cx, ours).
-    let send = (ours > 0 && cy > 0).then(|| Duration::from_millis(ours.max(cy)));
-    let recv = (ours > 0 && cx > 0).then(|| Duration::from_millis(ours.max(cx)));
+    let clamp = |ms: u64| Duration::from_millis(ms).min(MAX_HEARTBEAT);
+    let send = (ours > 0 && cy > 0).then(|| clamp(ours.max(cy)));
+    let recv = (ours > 0 && cx > 0).then(|| clamp(ours.max(cx)));
     let connected = Frame::new("CONNECTED")
         .header("version", version)
         .header("heart-beat", format!("{ours},{ours}"))

@@ -10,17 +10,19 @@ use futures::{Sink, SinkExt, Stream, StreamExt};
 // session's unit tests drives the heart-beat checks too.
 use tokio::time::Instant;
 
-use super::close::{error, fail_close, finish, parse_frames, Close, WriteFail};
-use super::connect::{connect_frame, first_frame};
+use super::close::{error, fail_close, finish, limit, parse_frames, Close, WriteFail};
+use super::connect::{connect_frame, first_frames};
 use super::destination::{
     Destination, Subscription, BROADCAST_TOPIC, GROUP_TOPIC_PREFIX, USER_QUEUE,
 };
 use super::frame::{encode_message, Frame};
 use super::transport::{Handshake, Inbound, Outbound};
+use crate::auth::Principal;
 use crate::hub::{session_queue, OverflowSignal, SessionReceiver};
 use crate::inbox;
 use crate::metrics;
 use crate::model::{Cursor, Push};
+use crate::registration::{Registration, SessionSlots};
 use crate::service::NotifyService;
 use crate::store::Reader;
 
@@ -30,6 +32,11 @@ const BATCH_FRAMES: usize = 32;
 /// at once saves a syscall per frame in bursts; the cap bounds the message (and so
 /// tungstenite's write buffer, which is released after each write) to a few KiB.
 const BATCH_BYTES: usize = 3 * 1024;
+/// Most frames one WebSocket message may carry: each may cost a store read (a resume), so
+/// one message must not queue hundreds of them.
+pub const MAX_FRAMES_PER_MESSAGE: usize = 32;
+/// Longest subscription `id`, in bytes: ids are echoed in every MESSAGE frame.
+pub const MAX_SUBSCRIPTION_ID_BYTES: usize = 256;
 
 struct Session<O> {
     service: Arc<NotifyService>,
@@ -60,8 +67,9 @@ pub async fn run_session<I, O>(
     O: Sink<Outbound> + Unpin + Send,
 {
     let connect_timeout = service.config.connect_timeout;
-    let connect = match tokio::time::timeout(connect_timeout, first_frame(&mut incoming)).await {
-        Ok(Ok(Some(frame))) => frame,
+    let mut frames = match tokio::time::timeout(connect_timeout, first_frames(&mut incoming)).await
+    {
+        Ok(Ok(Some(frames))) => frames.into_iter(),
         Ok(Ok(None)) => {
             metrics::session_closed("client");
             return;
@@ -80,22 +88,35 @@ pub async fn run_session<I, O>(
             return;
         }
     };
-    let (principal, frame_out, send_interval, recv_interval) =
-        match connect_frame(&service, &handshake, &connect) {
-            Ok(ok) => ok,
-            Err(close) => {
-                finish(&mut outgoing, close, Duration::from_secs(2)).await;
-                return;
-            }
-        };
+    // The message holding CONNECT may carry more frames: they are handled, in order, once
+    // the session is up (a SUBSCRIBE sent with its CONNECT is honoured).
+    let connect = frames
+        .next()
+        .expect("first_frames returns at least one frame");
+    let rest: Vec<Frame> = frames.collect();
+    let started = match start(&service, &handshake, &connect, rest.len()) {
+        Ok(ok) => ok,
+        Err(close) => {
+            finish(&mut outgoing, close, Duration::from_secs(2)).await;
+            return;
+        }
+    };
+    let Started {
+        principal,
+        connected: frame_out,
+        send_interval,
+        recv_interval,
+        slots,
+    } = started;
     let reader = principal.reader();
     let expires_at = principal.expires_at;
     // Nothing of the handshake is needed from here on: free it now rather than keeping it
     // in the session's future for the whole session.
     drop((connect, handshake, principal));
     let (sender, rx) = session_queue(service.config.session_queue);
-    let id = service.hub.register(&reader, sender);
-    metrics::gauge_sessions(service.hub.session_count());
+    // Unregisters (and frees the limit slots) on every exit path, a panic included.
+    let registration = Registration::new(&service.hub, &reader, sender, slots);
+    let id = registration.id();
     tracing::debug!(session = id, user = %reader.user, "STOMP session connected");
     let now = Instant::now();
     let mut session = Session {
@@ -111,21 +132,78 @@ pub async fn run_session<I, O>(
         last_read: now,
     };
     let close = match session.write(Outbound::Text(frame_out.encode())).await {
-        Ok(()) => {
-            session
-                .run(&mut incoming, expires_at, send_interval, recv_interval)
-                .await
-        }
+        Ok(()) => match session.handle_all(rest).await {
+            Some(close) => close,
+            None => {
+                session
+                    .run(&mut incoming, expires_at, send_interval, recv_interval)
+                    .await
+            }
+        },
         Err(_) => Close::Done {
             reason: "client",
             code: 1000,
         },
     };
-    service.hub.unregister(id);
-    metrics::gauge_sessions(service.hub.session_count());
+    drop(registration);
     tracing::debug!(session = id, user = %session.reader.user, "STOMP session closed");
     // A slow consumer's ERROR waits behind a full socket: give it the whole write timeout.
     finish(&mut session.out, close, service.config.write_timeout).await;
+}
+
+/// A session that passed CONNECT and its limits.
+struct Started {
+    principal: Principal,
+    connected: Frame,
+    send_interval: Option<Duration>,
+    recv_interval: Option<Duration>,
+    slots: SessionSlots,
+}
+
+/// CONNECT and the limits a new session must pass: the frames in its message, the
+/// instance's connections, the user's request rate (a CONNECT counts as a request) and the
+/// user's sessions.
+fn start(
+    service: &NotifyService,
+    handshake: &Handshake,
+    connect: &Frame,
+    frames_after_connect: usize,
+) -> Result<Started, Close> {
+    if frames_after_connect >= MAX_FRAMES_PER_MESSAGE {
+        return Err(too_many_frames());
+    }
+    let connection = service
+        .limits
+        .connection()
+        .map_err(|r| limit(r, Some(connect)))?;
+    let (principal, connected, send_interval, recv_interval) =
+        connect_frame(service, handshake, connect)?;
+    service
+        .limits
+        .user_request(&principal.user)
+        .map_err(|r| limit(r, Some(connect)))?;
+    let user_session = service
+        .limits
+        .user_session(&principal.user)
+        .map_err(|r| limit(r, Some(connect)))?;
+    Ok(Started {
+        principal,
+        connected,
+        send_interval,
+        recv_interval,
+        slots: SessionSlots {
+            connection: Some(connection),
+            user_session: Some(user_session),
+        },
+    })
+}
+
+fn too_many_frames() -> Close {
+    error(
+        "too many frames in one message",
+        format!("at most {MAX_FRAMES_PER_MESSAGE} frames per WebSocket message"),
+        None,
+    )
 }
 
 impl<O> Session<O>
@@ -191,10 +269,8 @@ where
                         Ok(f) => f,
                         Err(close) => return close,
                     };
-                    for frame in frames {
-                        if let Some(close) = Box::pin(self.handle(frame)).await {
-                            return close;
-                        }
+                    if let Some(close) = self.handle_all(frames).await {
+                        return close;
                     }
                 }
                 push = self.rx.recv() => {
@@ -257,6 +333,20 @@ where
         .map(fail_close)
     }
 
+    /// Handles the frames of one message in order, at most [`MAX_FRAMES_PER_MESSAGE`] of
+    /// them (each may cost a store read); `Some` ends the session.
+    async fn handle_all(&mut self, frames: Vec<Frame>) -> Option<Close> {
+        if frames.len() > MAX_FRAMES_PER_MESSAGE {
+            return Some(too_many_frames());
+        }
+        for frame in frames {
+            if let Some(close) = Box::pin(self.handle(frame)).await {
+                return Some(close);
+            }
+        }
+        None
+    }
+
     /// Handles one client frame; `Some` ends the session.
     async fn handle(&mut self, frame: Frame) -> Option<Close> {
         match frame.command.as_str() {
@@ -280,6 +370,9 @@ where
                         "clients may only SEND to /app/read",
                         Some(&frame),
                     ));
+                }
+                if let Err(refusal) = self.service.limits.user_request(&self.reader.user) {
+                    return Some(limit(refusal, Some(&frame)));
                 }
                 match inbox::apply_read_request(&self.service, &self.reader, &frame.body).await {
                     Ok(_) => self.receipt(&frame).await,
@@ -326,6 +419,13 @@ where
                 Some(frame),
             ));
         };
+        if id.len() > MAX_SUBSCRIPTION_ID_BYTES {
+            return Some(error(
+                "subscription id too long",
+                format!("subscription ids are limited to {MAX_SUBSCRIPTION_ID_BYTES} bytes"),
+                Some(frame),
+            ));
+        }
         let kind = if destination == USER_QUEUE {
             Destination::UserQueue
         } else if destination == BROADCAST_TOPIC {
@@ -381,22 +481,34 @@ where
                     ))
                 }
             };
-            let backlog = match inbox::resume_backlog(&self.service, &self.reader, &since).await {
-                Ok(b) => b,
-                Err(e) => {
-                    return Some(Close::Error {
-                        message: "resume unavailable; retry".into(),
-                        detail: e.to_string(),
-                        receipt: frame.get("receipt").map(str::to_string),
-                        code: 1013,
-                        reason: "error",
-                    })
-                }
-            };
+            // A resume reads up to NOTIFY_RESUME_MAX stored notifications: it costs more of
+            // the user's bucket than a request.
+            if let Err(refusal) = self.service.limits.user_resume(&self.reader.user) {
+                return Some(limit(refusal, Some(frame)));
+            }
+            let backlog =
+                match inbox::resume_backlog_bounded(&self.service, &self.reader, &since).await {
+                    Ok(b) => b,
+                    Err(e) => {
+                        return Some(Close::Error {
+                            message: "resume unavailable; retry".into(),
+                            detail: e.to_string(),
+                            receipt: frame.get("receipt").map(str::to_string),
+                            code: 1013,
+                            reason: "error",
+                        })
+                    }
+                };
             self.resumed.clear();
             self.resumed_at = Instant::now();
-            for item in backlog {
-                let text = encode_message(&sub.destination, &sub.id, &item.id, &item.json);
+            let last = backlog.items.len().saturating_sub(1);
+            for (i, item) in backlog.items.into_iter().enumerate() {
+                let mut text = encode_message(&sub.destination, &sub.id, &item.id, &item.json);
+                if backlog.truncated && i == last {
+                    // More was missed than one resume sends: the client pages the rest over
+                    // REST, from this notification's cursor.
+                    text = text.replacen("MESSAGE\n", "MESSAGE\nbacklog-truncated:true\n", 1);
+                }
                 if let Err(fail) = self.write(Outbound::Text(text)).await {
                     return Some(fail_close(fail));
                 }

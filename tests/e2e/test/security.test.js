@@ -292,3 +292,20 @@ test('sockets over the cap get a clean 429 instead of failing accept', { timeout
     await server.stop();
   }
 });
+
+test('link: absolute http(s) URLs and /paths only, naming `link`; NOTIFY_LINK_ORIGINS narrows absolute ones', async () => {
+  const server = await startServer({ name: 'links', env: { NOTIFY_LINK_ORIGINS: 'https://app.example' } });
+  try {
+    const user = uid('l');
+    for (const link of ['javascript:alert(1)', 'data:text/html,x', '//evil.example/x', '/\\evil.example', 'https://evil.example/x', 'ftp://app.example/x']) {
+      const res = await publish(server, event(uid('bad'), { users: [user] }, { link }), { expect: null });
+      assert.equal(res.status, 400, link);
+      assert.equal(errorBody(res).field, 'link', link);
+    }
+    for (const link of ['/purchases/42', 'https://app.example/purchases/42']) {
+      await publish(server, event(uid('ok'), { users: [user] }, { link }));
+    }
+  } finally {
+    await server.stop();
+  }
+});
