@@ -676,10 +676,16 @@ async fn wait_live(addr: SocketAddr, host: &str, within: Duration) -> Result<(),
 fn spawn_server(args: &Args, addr: SocketAddr) -> Result<tokio::process::Child, String> {
     let path = args.spawn_server.as_ref().expect("checked by caller");
     let mut cmd = tokio::process::Command::new(path);
-    cmd.env("NOTIFY_LISTEN", addr.to_string())
-        .env("NOTIFY_JWT_SECRET", &args.secret)
-        .env("NOTIFY_PUBLISH_KEY", &args.publish_key)
-        .kill_on_drop(true);
+    cmd.env("NOTIFY_LISTEN", addr.to_string()).kill_on_drop(true);
+    // The server refuses HS256 secrets under 32 bytes except in demo mode, whose secret and
+    // key are the defaults here: leave both unset for it.
+    if args.secret == "notify-demo-secret" && args.publish_key == "notify-demo-key" {
+        cmd.env_remove("NOTIFY_JWT_SECRET")
+            .env_remove("NOTIFY_PUBLISH_KEY");
+    } else {
+        cmd.env("NOTIFY_JWT_SECRET", &args.secret)
+            .env("NOTIFY_PUBLISH_KEY", &args.publish_key);
+    }
     if std::env::var_os("RUST_LOG").is_none() {
         cmd.env("RUST_LOG", "warn");
     }
