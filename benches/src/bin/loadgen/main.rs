@@ -676,7 +676,8 @@ async fn wait_live(addr: SocketAddr, host: &str, within: Duration) -> Result<(),
 fn spawn_server(args: &Args, addr: SocketAddr) -> Result<tokio::process::Child, String> {
     let path = args.spawn_server.as_ref().expect("checked by caller");
     let mut cmd = tokio::process::Command::new(path);
-    cmd.env("NOTIFY_LISTEN", addr.to_string()).kill_on_drop(true);
+    cmd.env("NOTIFY_LISTEN", addr.to_string())
+        .kill_on_drop(true);
     // The server refuses HS256 secrets under 32 bytes except in demo mode, whose secret and
     // key are the defaults here: leave both unset for it.
     if args.secret == "notify-demo-secret" && args.publish_key == "notify-demo-key" {
