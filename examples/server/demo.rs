@@ -112,7 +112,7 @@ pub(crate) fn demo_routes(secret: String, publish_key: String) -> Router {
 /// True for a `Host` header that names this machine's loopback interface: `localhost` (and
 /// `*.localhost`), `127.0.0.0/8` or `[::1]`, with any port. In demo mode anything else is
 /// refused, so a page whose DNS name was rebound to 127.0.0.1 cannot mint demo tokens.
-pub fn loopback_host(host: Option<&str>) -> bool {
+pub(crate) fn loopback_host(host: Option<&str>) -> bool {
     let Some(host) = host.map(str::trim) else {
         return false;
     };
@@ -138,7 +138,7 @@ pub fn loopback_host(host: Option<&str>) -> bool {
 
 /// Wraps the whole app in demo mode: requests whose `Host` is not a loopback name get 403.
 #[derive(Clone)]
-pub struct LoopbackOnly<S>(pub S);
+pub(crate) struct LoopbackOnly<S>(pub S);
 
 impl<S, B, RB> tower::Service<axum::http::Request<B>> for LoopbackOnly<S>
 where
