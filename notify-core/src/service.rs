@@ -170,6 +170,8 @@ impl NotifyServiceBuilder {
     /// Finishes the service and installs the metrics recorder (once per process).
     pub fn build(self) -> Arc<NotifyService> {
         crate::metrics::install_prometheus();
+        // The cap is exported so that alerts can compare the sessions gauge with it.
+        crate::metrics::set_max_connections(self.config.limits.max_connections);
         let (shutdown, _) = watch::channel(false);
         Arc::new(NotifyService {
             store: self.store,
