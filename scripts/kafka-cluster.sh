@@ -24,10 +24,8 @@ set -euo pipefail
 LOG_TAG=kafka-cluster
 # shellcheck source=lib.sh
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
-
-KAFKA_VERSION=4.1.1
-KAFKA_HOME="$NOTIFY_CACHE/kafka-$KAFKA_VERSION"
-KAFKA_LIBS="$KAFKA_HOME/libs"
+# shellcheck source=kafka/common.sh
+source "$NOTIFY_SCRIPTS_DIR/kafka/common.sh"
 KAFKA_HEAP="${KAFKA_HEAP:-384m}"
 KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-120}"
 NODES=(1 2 3)
@@ -35,24 +33,6 @@ NODES=(1 2 3)
 usage() {
   awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2
   exit 2
-}
-
-# kafka_tool CLASS ARGS...: a Kafka CLI class with quiet logging and fast JVM start.
-kafka_tool() {
-  local cls=$1
-  shift
-  java -Xmx256m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xshare:auto \
-    -Dlog4j2.configurationFile="$KAFKA_HOME/log4j2.properties" \
-    -Dnotify.log.level=WARN -Dnotify.log.target=SYSTEM_ERR \
-    -cp "$KAFKA_LIBS/*" "$cls" "$@"
-}
-
-cluster_id() {
-  local id
-  while :; do
-    id=$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
-    case "$id" in -*) ;; *) echo "$id"; return ;; esac
-  done
 }
 
 # ports STATE: source the ports file (P1..P3 client ports, C1..C3 controller ports).

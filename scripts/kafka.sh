@@ -21,10 +21,8 @@ set -euo pipefail
 LOG_TAG=kafka
 # shellcheck source=lib.sh
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
-
-KAFKA_VERSION=4.1.1
-KAFKA_HOME="$NOTIFY_CACHE/kafka-$KAFKA_VERSION"
-KAFKA_LIBS="$KAFKA_HOME/libs"
+# shellcheck source=kafka/common.sh
+source "$NOTIFY_SCRIPTS_DIR/kafka/common.sh"
 KAFKA_HEAP="${KAFKA_HEAP:-512m}"
 KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-120}"
 POM="$NOTIFY_SCRIPTS_DIR/kafka/pom.xml"
@@ -77,25 +75,6 @@ install() {
     mkdir -p "$KAFKA_HOME"
     with_lock kafka-install do_install
   fi
-}
-
-# kafka_tool CLASS ARGS...: run a Kafka CLI class with quiet logging and fast JVM start.
-kafka_tool() {
-  local cls=$1
-  shift
-  java -Xmx256m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xshare:auto \
-    -Dlog4j2.configurationFile="$KAFKA_HOME/log4j2.properties" \
-    -Dnotify.log.level=WARN -Dnotify.log.target=SYSTEM_ERR \
-    -cp "$KAFKA_LIBS/*" "$cls" "$@"
-}
-
-# A Kafka cluster id: 16 random bytes, base64url without padding, not starting with '-'.
-cluster_id() {
-  local id
-  while :; do
-    id=$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
-    case "$id" in -*) ;; *) echo "$id"; return ;; esac
-  done
 }
 
 write_properties() {
