@@ -130,7 +130,7 @@ fn sessions(
                 .unwrap();
             tokio::spawn(run_session(
                 service.clone(),
-                Handshake { token: Some(token) },
+                Handshake::with_token(Some(token)),
                 in_rx,
                 out_tx.clone(),
             ));

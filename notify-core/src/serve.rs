@@ -23,7 +23,7 @@ use std::time::Duration;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
@@ -145,15 +145,33 @@ where
     Ok(())
 }
 
-/// Answers a socket over the cap with the canned 429 and closes it, without reading more
-/// than a little of its request.
+/// Answers a socket over the cap with the canned 429 and closes it, reading no more than
+/// [`REFUSAL_READ_BYTES`] of its request.
+///
+/// The request is read (up to the end of its head) before answering and the socket drained
+/// after: closing a socket with unread input sends a TCP reset, and a reset that overtakes
+/// the 429 makes the client report "connection reset" instead of the answer.
 async fn refuse(mut stream: TcpStream) {
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        let mut buf = [0u8; 1024];
+        let mut seen = Vec::new();
+        while seen.len() < REFUSAL_READ_BYTES && !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+            match tokio::time::timeout(Duration::from_millis(500), stream.read(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => seen.extend_from_slice(&buf[..n]),
+                // Closed, failed, or silent: answer anyway.
+                _ => break,
+            }
+        }
         let _ = stream.write_all(refusal().as_bytes()).await;
         let _ = stream.shutdown().await;
+        // Until the client closes its side (it has read the answer), or the timeout.
+        while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
     })
     .await;
 }
+
+/// Most request bytes read from a refused socket before answering it.
+const REFUSAL_READ_BYTES: usize = 8 * 1024;
 
 /// A client socket that holds a connection slot until it is dropped, after an upgrade too.
 struct Counted {
@@ -198,5 +216,75 @@ impl AsyncWrite for Counted {
 
     fn is_write_vectored(&self) -> bool {
         self.stream.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    /// Answers every request with `200 ok`.
+    #[derive(Clone)]
+    struct Ok200;
+
+    impl tower_service::Service<http::Request<Incoming>> for Ok200 {
+        type Response = http::Response<String>;
+        type Error = Infallible;
+        type Future = std::future::Ready<Result<Self::Response, Infallible>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, _: http::Request<Incoming>) -> Self::Future {
+            std::future::ready(Ok(http::Response::new("ok".to_string())))
+        }
+    }
+
+    async fn get(addr: std::net::SocketAddr) -> String {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = String::new();
+        tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut out))
+            .await
+            .expect("an answer in time")
+            .expect("the answer, not a reset");
+        out
+    }
+
+    #[tokio::test]
+    async fn a_socket_over_the_cap_gets_the_whole_429_and_slots_come_back() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limits = ServeLimits {
+            header_read_timeout: Duration::from_secs(30),
+            max_tcp_connections: 1,
+        };
+        tokio::spawn(serve(listener, Ok200, limits, std::future::pending()));
+        let held = TcpStream::connect(addr).await.unwrap();
+        // The server must have accepted `held` before the next socket arrives.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        for _ in 0..20 {
+            let answer = get(addr).await;
+            assert!(answer.starts_with("HTTP/1.1 429 "), "{answer}");
+            assert!(answer.contains("retry-after: 5\r\n"), "{answer}");
+            assert!(
+                answer.ends_with(r#""code":"rate_limited","message":"limit exceeded: NOTIFY_MAX_CONNECTIONS","field":"NOTIFY_MAX_CONNECTIONS"}}"#),
+                "{answer}"
+            );
+        }
+        drop(held);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let answer = get(addr).await;
+            if answer.starts_with("HTTP/1.1 200 ") {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{answer}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }

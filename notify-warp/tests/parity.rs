@@ -31,6 +31,7 @@ const COMPARED: &[&str] = &[
     "upgrade",
     "sec-websocket-accept",
     "sec-websocket-protocol",
+    "retry-after",
 ];
 
 fn service() -> Arc<NotifyService> {
@@ -78,6 +79,12 @@ fn headers(r: &HttpResponse) -> Vec<(String, String)> {
 
 /// The raw head of a WebSocket handshake answer (the connection stays open after a 101).
 async fn handshake_head(addr: SocketAddr, extra: &[(&str, &str)]) -> HttpResponse {
+    handshake(addr, extra).await.0
+}
+
+/// A WebSocket handshake: the answer (with its body, when it has a `content-length`) and
+/// the connection, still open after a 101.
+async fn handshake(addr: SocketAddr, extra: &[(&str, &str)]) -> (HttpResponse, TcpStream) {
     let mut stream = TcpStream::connect(addr).await.unwrap();
     let mut req = format!(
         "GET /notify HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
@@ -89,22 +96,41 @@ async fn handshake_head(addr: SocketAddr, extra: &[(&str, &str)]) -> HttpRespons
     stream.write_all(req.as_bytes()).await.unwrap();
     let mut raw = Vec::new();
     let mut buf = [0u8; 1024];
+    let read = |raw: &mut Vec<u8>, n: usize, buf: &[u8]| {
+        assert!(n > 0, "closed before the answer was complete");
+        raw.extend_from_slice(&buf[..n]);
+    };
     while !raw.windows(4).any(|w| w == b"\r\n\r\n") {
         let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
             .await
             .expect("handshake answer in time")
             .unwrap();
-        assert!(n > 0, "closed before the head");
-        raw.extend_from_slice(&buf[..n]);
+        read(&mut raw, n, &buf);
     }
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let head = text.split("\r\n\r\n").next().unwrap().to_string();
+    let head_len = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..head_len]).into_owned();
     let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    HttpResponse {
-        status,
-        headers: head,
-        body: String::new(),
+    let body_len: usize = head
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+        .map_or(0, |(_, v)| v.trim().parse().unwrap());
+    while raw.len() < head_len + 4 + body_len {
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
+            .await
+            .expect("handshake answer body in time")
+            .unwrap();
+        read(&mut raw, n, &buf);
     }
+    let body = String::from_utf8_lossy(&raw[head_len + 4..]).into_owned();
+    (
+        HttpResponse {
+            status,
+            headers: head,
+            body,
+        },
+        stream,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -292,4 +318,66 @@ async fn combines_with_application_routes() {
     let r = http(addr, "GET", "/health/live", &[], b"").await;
     assert_eq!(r.status, 404);
     service.shutdown();
+}
+
+/// Over `NOTIFY_MAX_CONNECTIONS`, both adapters refuse a WebSocket upgrade with the same
+/// 429 (`Retry-After`, code `rate_limited`, field the variable) before upgrading; a socket
+/// that closes gives its slot back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_adapters_refuse_upgrades_over_the_connection_cap_with_429() {
+    let (_source, publisher) = MemorySource::new(16);
+    let mut config = ServiceConfig::default();
+    config.limits.max_connections = 2;
+    let service = NotifyService::builder(
+        Arc::new(MemoryStore::new()),
+        Arc::new(publisher),
+        Authenticator::hs256(TEST_SECRET.as_bytes()),
+    )
+    .config(config)
+    .build();
+    let (axum_addr, warp_addr) = servers(&service).await;
+    // One open WebSocket through each adapter fills the shared cap of 2.
+    let (a, held_axum) = handshake(axum_addr, &[]).await;
+    let (w, _held_warp) = handshake(warp_addr, &[]).await;
+    assert_eq!((a.status, w.status), (101, 101));
+    assert_eq!(service.limits().connections(), 2);
+
+    let before = refusals(axum_addr).await;
+    let (a, _) = handshake(axum_addr, &[]).await;
+    let (w, _) = handshake(warp_addr, &[]).await;
+    assert_eq!((a.status, w.status), (429, 429), "axum: {a:?}\nwarp: {w:?}");
+    assert_eq!(headers(&w), headers(&a));
+    assert_eq!(w.body, a.body);
+    let e = &a.json()["error"];
+    assert_eq!(e["code"], "rate_limited", "{a:?}");
+    assert_eq!(e["field"], "NOTIFY_MAX_CONNECTIONS", "{a:?}");
+    assert!(
+        a.headers.to_ascii_lowercase().contains("retry-after: "),
+        "{a:?}"
+    );
+    assert_eq!(refusals(warp_addr).await, before + 2.0);
+    assert_eq!(service.limits().connections(), 2, "refusals take no slot");
+
+    // Closing one socket frees its slot for the next upgrade.
+    drop(held_axum);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (w, _kept) = handshake(warp_addr, &[]).await;
+        if w.status == 101 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no slot came back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    service.shutdown();
+}
+
+/// `notify_limit_refusals_total{limit="NOTIFY_MAX_CONNECTIONS"}` as `/metrics` shows it.
+async fn refusals(addr: SocketAddr) -> f64 {
+    let m = http(addr, "GET", "/metrics", &[], b"").await;
+    m.body
+        .lines()
+        .find(|l| l.starts_with("notify_limit_refusals_total{limit=\"NOTIFY_MAX_CONNECTIONS\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .map_or(0.0, |v| v.parse().unwrap())
 }

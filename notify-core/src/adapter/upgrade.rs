@@ -5,14 +5,16 @@ use http::{header, HeaderMap, HeaderValue, Method, Response};
 
 use super::responses::{websocket_method_not_allowed, websocket_required};
 use crate::api::{self, ApiBody};
+use crate::error::Error;
 use crate::service::NotifyService;
 use crate::stomp::{self, Handshake};
 
 /// A WebSocket upgrade request that passed every check: what the session needs from it, and
 /// what the `101 Switching Protocols` answer carries.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Upgrade {
-    /// What the STOMP session learned from the handshake (the token, if any).
+    /// What the STOMP session learned from the handshake (the token, if any), with the
+    /// connection slot the upgrade holds for the session.
     pub handshake: Handshake,
     /// The sub-protocol chosen among every `Sec-WebSocket-Protocol` header the client sent.
     pub protocol: Option<&'static str>,
@@ -22,10 +24,13 @@ pub struct Upgrade {
 
 /// Checks a request on the WebSocket route, in this order: the method (405 unless GET or
 /// HEAD), the origin and token sources ([`stomp::handshake`]: 403 for a foreign origin),
-/// then the upgrade headers (400 `websocket_required`, with the same messages as axum's
-/// `WebSocketUpgrade` extractor). A bad token is not refused here: the session answers it
-/// with a STOMP ERROR frame at CONNECT. A refusal is the answer to send (boxed: it is
-/// large and rare).
+/// the upgrade headers (400 `websocket_required`, with the same messages as axum's
+/// `WebSocketUpgrade` extractor), then the instance's connection cap: over
+/// `NOTIFY_MAX_CONNECTIONS` the answer is 429 with `Retry-After` and code `rate_limited`
+/// (counted in `notify_limit_refusals_total`), before anything is upgraded. The slot taken
+/// travels in [`Upgrade::handshake`] and is freed when the session ends (or the upgrade
+/// fails). A bad token is not refused here: the session answers it with a STOMP ERROR
+/// frame at CONNECT. A refusal is the answer to send (boxed: it is large and rare).
 pub fn check_upgrade(
     service: &NotifyService,
     method: &Method,
@@ -35,9 +40,15 @@ pub fn check_upgrade(
     if method != Method::GET && method != Method::HEAD {
         return Err(Box::new(websocket_method_not_allowed()));
     }
-    let handshake =
+    let mut handshake =
         stomp::handshake(service, headers, query).map_err(|e| Box::new(api::error_response(&e)))?;
     let key = upgrade_key(method, headers).map_err(|m| Box::new(websocket_required(m)))?;
+    // Last, so that only a real upgrade counts against the cap.
+    let slot = service
+        .limits
+        .connection()
+        .map_err(|r| Box::new(api::error_response(&Error::from(r))))?;
+    handshake.connection = Some(slot);
     // Every `Sec-WebSocket-Protocol` header counts, not only the first.
     let offered = headers
         .get_all(header::SEC_WEBSOCKET_PROTOCOL)

@@ -20,6 +20,7 @@ use super::transport::{Handshake, Inbound, Outbound};
 use crate::auth::Principal;
 use crate::hub::{session_queue, OverflowSignal, SessionReceiver};
 use crate::inbox;
+use crate::limits::ConnectionGuard;
 use crate::metrics;
 use crate::model::{Cursor, Push};
 use crate::registration::{Registration, SessionSlots};
@@ -59,7 +60,7 @@ struct Session<O> {
 /// between its WebSocket type and [`Inbound`]/[`Outbound`].
 pub async fn run_session<I, O>(
     service: Arc<NotifyService>,
-    handshake: Handshake,
+    mut handshake: Handshake,
     mut incoming: I,
     mut outgoing: O,
 ) where
@@ -94,7 +95,8 @@ pub async fn run_session<I, O>(
         .next()
         .expect("first_frames returns at least one frame");
     let rest: Vec<Frame> = frames.collect();
-    let started = match start(&service, &handshake, &connect, rest.len()) {
+    let connection = handshake.connection.take();
+    let started = match start(&service, &handshake, connection, &connect, rest.len()) {
         Ok(ok) => ok,
         Err(close) => {
             finish(&mut outgoing, close, Duration::from_secs(2)).await;
@@ -161,21 +163,25 @@ struct Started {
 }
 
 /// CONNECT and the limits a new session must pass: the frames in its message, the
-/// instance's connections, the user's request rate (a CONNECT counts as a request) and the
-/// user's sessions.
+/// instance's connections (unless the upgrade already took the session's slot), the user's
+/// request rate (a CONNECT counts as a request) and the user's sessions.
 fn start(
     service: &NotifyService,
     handshake: &Handshake,
+    connection: Option<ConnectionGuard>,
     connect: &Frame,
     frames_after_connect: usize,
 ) -> Result<Started, Close> {
     if frames_after_connect >= MAX_FRAMES_PER_MESSAGE {
         return Err(too_many_frames());
     }
-    let connection = service
-        .limits
-        .connection()
-        .map_err(|r| limit(r, Some(connect)))?;
+    let connection = match connection {
+        Some(slot) => slot,
+        None => service
+            .limits
+            .connection()
+            .map_err(|r| limit(r, Some(connect)))?,
+    };
     let (principal, connected, send_interval, recv_interval) =
         connect_frame(service, handshake, connect)?;
     service

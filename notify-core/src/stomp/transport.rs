@@ -6,6 +6,7 @@ use bytes::Bytes;
 
 use crate::auth::bearer;
 use crate::error::Error;
+use crate::limits::ConnectionGuard;
 use crate::service::NotifyService;
 
 /// WebSocket sub-protocols we speak, preferred first.
@@ -66,10 +67,25 @@ impl Default for WsBuffers {
 }
 
 /// What the adapter learned from the WebSocket handshake.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub struct Handshake {
     /// A token from `?access_token=` or `Authorization: Bearer`.
     pub token: Option<String>,
+    /// The connection slot (`NOTIFY_MAX_CONNECTIONS`) taken when the upgrade was accepted
+    /// ([`crate::adapter::check_upgrade`]), so that a socket over the cap gets an HTTP 429
+    /// before it is upgraded. When it is `None` (a transport that runs sessions without that
+    /// check), the session takes a slot at CONNECT and refuses with a STOMP ERROR instead.
+    pub connection: Option<ConnectionGuard>,
+}
+
+impl Handshake {
+    /// A handshake that carried `token` (or none) and holds no connection slot yet.
+    pub fn with_token(token: Option<String>) -> Self {
+        Handshake {
+            token,
+            connection: None,
+        }
+    }
 }
 
 /// Picks our preferred sub-protocol among those the client offered
@@ -104,7 +120,5 @@ pub fn handshake(
         .and_then(|v| v.to_str().ok())
         .and_then(bearer)
         .map(str::to_string);
-    Ok(Handshake {
-        token: from_query.or(from_header),
-    })
+    Ok(Handshake::with_token(from_query.or(from_header)))
 }

@@ -156,3 +156,32 @@ export async function openRaw(server, opts = {}, connectOpts = {}) {
   }
   return c;
 }
+
+/**
+ * A WebSocket handshake that the server is expected to refuse with an HTTP answer instead of
+ * `101`. Resolves with { status, headers, text, json }; rejects if the socket opens.
+ */
+export function refusedUpgrade(server, { token, via = 'header', protocols = ALL_PROTOCOLS } = {}) {
+  let url = server.wsUrl;
+  const headers = {};
+  if (token && via === 'query') url += `?access_token=${encodeURIComponent(token)}`;
+  if (token && via === 'header') headers.Authorization = `Bearer ${token}`;
+  const ws = new WebSocket(url, protocols, { headers });
+  return withTimeout(new Promise((resolve, reject) => {
+    ws.on('open', () => {
+      ws.terminate();
+      reject(new Error('the WebSocket upgrade was accepted'));
+    });
+    ws.on('error', () => {});
+    ws.on('unexpected-response', (_req, res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => { text += c; });
+      res.on('end', () => {
+        let json;
+        try { json = JSON.parse(text); } catch { json = undefined; }
+        resolve({ status: res.statusCode, headers: res.headers, text, json });
+      });
+    });
+  }), WAIT_MS, 'the refused upgrade answer');
+}

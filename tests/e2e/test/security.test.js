@@ -12,7 +12,7 @@ import { startServer, runExpectingExit } from '../lib/server.js';
 import { token, signJwt } from '../lib/jwt.js';
 import { api, errorBody, event, publish } from '../lib/http.js';
 import { SseStream } from '../lib/sse.js';
-import { RawStomp, openRaw } from '../lib/raw.js';
+import { RawStomp, openRaw, refusedUpgrade } from '../lib/raw.js';
 import { uid, sleep, eventually } from '../lib/util.js';
 
 const now = () => Math.floor(Date.now() / 1000);
@@ -40,6 +40,23 @@ function getWithHost(server, path, host) {
       let text = '';
       res.on('data', (c) => { text += c; });
       res.on('end', () => resolve({ status: res.statusCode, text }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** A GET on a new socket (no keep-alive pool), resolving { status, headers, text, json }. */
+function freshGet(server, path) {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port: server.port, path, agent: false }, (res) => {
+      let text = '';
+      res.on('data', (c) => { text += c; });
+      res.on('end', () => {
+        let json;
+        try { json = JSON.parse(text); } catch { json = undefined; }
+        resolve({ status: res.statusCode, headers: res.headers, text, json });
+      });
     });
     req.on('error', reject);
     req.end();
@@ -199,7 +216,7 @@ test('user and publish rate limits answer 429 with Retry-After, code rate_limite
   }
 });
 
-test('sessions per user and connections per instance are capped (STOMP ERROR, SSE 429)', { timeout: 60_000 }, async () => {
+test('sessions per user (STOMP ERROR, SSE 429) and connections per instance (WebSocket and SSE 429) are capped', { timeout: 60_000 }, async () => {
   const server = await startServer({ name: 'caps', env: { NOTIFY_MAX_SESSIONS_PER_USER: '2', NOTIFY_MAX_CONNECTIONS: '4' } });
   const open = [];
   try {
@@ -219,12 +236,13 @@ test('sessions per user and connections per instance are capped (STOMP ERROR, SS
     // other users still connect, up to the instance's cap of 4
     open.push(await openRaw(server, { token: token(uid('a')), via: 'header' }));
     open.push(await openRaw(server, { token: token(uid('b')), via: 'header' }));
-    const fifth = new RawStomp(server, { token: token(uid('c')), via: 'header' });
-    open.push(fifth);
-    await assert.rejects(fifth.connect(), (e) => {
-      assert.equal(e.frame.headers.message, 'limit exceeded: NOTIFY_MAX_CONNECTIONS');
-      return true;
-    });
+    // Over the instance's cap, the upgrade itself is refused: HTTP 429, never a 101.
+    const fifth = await refusedUpgrade(server, { token: token(uid('c')) });
+    assert.equal(fifth.status, 429, fifth.text);
+    assert.ok(Number(fifth.headers['retry-after']) >= 1, 'Retry-After');
+    assert.equal(errorBody(fifth).code, 'rate_limited');
+    assert.equal(errorBody(fifth).field, 'NOTIFY_MAX_CONNECTIONS');
+    assert.match((await api(server, '/metrics')).text, /notify_limit_refusals_total\{limit="NOTIFY_MAX_CONNECTIONS"\} [1-9]/);
     const sse2 = new SseStream(server, { token: token(uid('d')), via: 'header' });
     const res2 = await sse2.open();
     assert.equal(res2.status, 429);
@@ -270,7 +288,7 @@ test('a client that sends its headers too slowly is disconnected (slowloris)', {
   }
 });
 
-test('sockets over the cap get a clean 429 instead of failing accept', { timeout: 60_000, todo: 'refusal path not yet verified end to end' }, async () => {
+test('sockets over the cap get a clean 429 instead of failing accept', { timeout: 60_000 }, async () => {
   // NOTIFY_MAX_CONNECTIONS=2 leaves room for 2 + 128 sockets in all.
   const server = await startServer({ name: 'sockcap', env: { NOTIFY_MAX_CONNECTIONS: '2' } });
   const socks = [];
@@ -282,11 +300,15 @@ test('sockets over the cap get a clean 429 instead of failing accept', { timeout
       socks.push(s);
     }
     await sleep(200);
-    const res = await api(server, '/health/live').catch((e) => ({ status: 0, text: String(e) }));
+    // A new socket (fetch would reuse a pooled connection that already holds a slot).
+    const res = await freshGet(server, '/health/live');
     assert.equal(res.status, 429, res.text);
+    assert.equal(res.headers['retry-after'], '5');
+    assert.equal(errorBody(res).code, 'rate_limited');
     assert.equal(errorBody(res).field, 'NOTIFY_MAX_CONNECTIONS');
     for (const s of socks.splice(0)) s.destroy();
-    await eventually(async () => (await api(server, '/health/live')).status === 200, { what: 'slots to come back' });
+    await eventually(async () => (await freshGet(server, '/health/live')).status === 200, { what: 'slots to come back' });
+    assert.match((await api(server, '/metrics')).text, /notify_limit_refusals_total\{limit="NOTIFY_MAX_CONNECTIONS"\} [1-9]/);
   } finally {
     for (const s of socks) s.destroy();
     await server.stop();
