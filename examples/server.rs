@@ -16,10 +16,14 @@ mod config_file;
 mod deferred;
 #[path = "server/demo.rs"]
 mod demo;
+#[path = "server/json_log.rs"]
+mod json_log;
 #[path = "server/logging.rs"]
 mod logging;
 #[path = "server/readiness.rs"]
 mod readiness;
+#[path = "server/traces.rs"]
+mod traces;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,8 +41,14 @@ fn main() {
     };
     let args = config_file::parse_args().unwrap_or_else(|e| fail(e));
     let format = logging::LogFormat::parse(&args.log_format).unwrap_or_else(|e| fail(e));
-    logging::init(format, None);
     let check_only = args.check_config;
+    let otlp = traces::OtlpConfig::from_args(&args).unwrap_or_else(|e| fail(e));
+    // Started before the runtime: its HTTP client is a blocking one, on its own thread.
+    let exporter = match (&otlp, check_only) {
+        (Some(otlp), false) => Some(otlp.start().unwrap_or_else(|e| fail(e))),
+        _ => None,
+    };
+    logging::init(format, exporter.as_ref().map(traces::Exporter::layer));
     let config = config::Config::from_args(args).unwrap_or_else(|e| fail(e));
     if check_only {
         println!(
@@ -62,12 +72,24 @@ fn main() {
         .enable_all()
         .build()
         .unwrap_or_else(|e| fail(notify_core::Error::internal(e)));
-    if let Err(e) = runtime.block_on(run(config)) {
+    let propagator = exporter.as_ref().map(|e| {
+        tracing::info!(url = e.url(), "exporting spans over OTLP/HTTP");
+        e.propagator()
+    });
+    let result = runtime.block_on(run(config, propagator));
+    drop(runtime);
+    if let Some(exporter) = exporter {
+        exporter.shutdown();
+    }
+    if let Err(e) = result {
         fail(e);
     }
 }
 
-async fn run(config: config::Config) -> notify_core::Result<()> {
+async fn run(
+    config: config::Config,
+    propagator: Option<Arc<dyn notify_core::trace::TracePropagator>>,
+) -> notify_core::Result<()> {
     if config.demo {
         tracing::warn!("==============================================================");
         tracing::warn!("DEMO MODE: no NOTIFY_JWT_SECRET or NOTIFY_JWT_PUBLIC_KEY_FILE set.");
@@ -83,7 +105,11 @@ async fn run(config: config::Config) -> notify_core::Result<()> {
     )
     .event_source(backends.source.clone())
     .rules(config.rules.clone())
-    .config(config.service.clone())
+    .config(config.service.clone());
+    let service = match propagator {
+        Some(p) => service.trace_propagator(p),
+        None => service,
+    }
     .build();
     let running = backends.run(service.clone()).await?;
 

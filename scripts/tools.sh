@@ -6,7 +6,9 @@
 #
 #   TOOL is one of: helm, promtool, prometheus, jaeger, mailpit.
 #   Each is `GOBIN=~/.cache/notify/bin go install MODULE@VERSION` from the Go
-#   module proxy, under a per-tool lock (parallel callers wait instead of
+#   module proxy (jaeger: `go build` inside a copy of its downloaded module,
+#   because its go.mod has replace directives, which `go install` refuses),
+#   under a per-tool lock (parallel callers wait instead of
 #   building twice). A binary that exists with a matching version stamp
 #   (~/.cache/notify/bin/.<tool>.version) is reused without touching the network;
 #   bumping a version here rebuilds it.
@@ -17,13 +19,15 @@ LOG_TAG=tools
 # shellcheck source=lib.sh
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 
-# tool_spec TOOL: "MODULE_PATH VERSION BINARY" of a tool.
+# tool_spec TOOL: "MODULE_PATH VERSION BINARY [MODULE_ROOT]" of a tool. With
+# MODULE_ROOT, the module MODULE_ROOT@VERSION is downloaded and MODULE_PATH built
+# as a package of it, as the main module (so its replace directives apply).
 tool_spec() {
   case "$1" in
   helm) echo "helm.sh/helm/v3/cmd/helm v3.22.0 helm" ;;
   promtool) echo "github.com/prometheus/prometheus/cmd/promtool v0.316.0 promtool" ;;
   prometheus) echo "github.com/prometheus/prometheus/cmd/prometheus v0.316.0 prometheus" ;;
-  jaeger) echo "github.com/jaegertracing/jaeger/cmd/jaeger v1.76.0 jaeger" ;;
+  jaeger) echo "github.com/jaegertracing/jaeger/cmd/jaeger v1.76.0 jaeger github.com/jaegertracing/jaeger" ;;
   mailpit) echo "github.com/axllent/mailpit v1.33.1 mailpit" ;;
   *) return 1 ;;
   esac
@@ -33,20 +37,20 @@ TOOLS="helm promtool prometheus jaeger mailpit"
 # tool_bin TOOL: where the tool's binary lives once built.
 tool_bin() {
   local module version bin
-  read -r module version bin <<<"$(tool_spec "$1")"
+  read -r module version bin _ <<<"$(tool_spec "$1")"
   echo "$NOTIFY_CACHE/bin/$bin"
 }
 
 # tool_ready TOOL: the binary exists and was built from the pinned version.
 tool_ready() {
   local module version bin
-  read -r module version bin <<<"$(tool_spec "$1")"
+  read -r module version bin _ <<<"$(tool_spec "$1")"
   [ -x "$NOTIFY_CACHE/bin/$bin" ] && [ "$(cat "$NOTIFY_CACHE/bin/.$1.version" 2>/dev/null)" = "$module@$version" ]
 }
 
 build_tool() {
-  local tool=$1 module version bin dest t0
-  read -r module version bin <<<"$(tool_spec "$tool")"
+  local tool=$1 module version bin root dest t0
+  read -r module version bin root <<<"$(tool_spec "$tool")"
   dest=$(tool_bin "$tool")
   # Checked again under the lock: another caller may have built it meanwhile.
   tool_ready "$tool" && return 0
@@ -63,13 +67,35 @@ build_tool() {
   export GOBIN
   GOBIN="$(dirname "$dest")"
   mkdir -p "$GOBIN"
-  log "building $tool $version (go install $module@$version; first run only, minutes on 2 cores)"
-  nice -n 5 go install "$module@$version" >&2 || die "go install $module@$version failed"
+  if [ -n "$root" ]; then
+    build_in_module "$module" "$version" "$root" "$GOBIN/$bin"
+  else
+    log "building $tool $version (go install $module@$version; first run only, minutes on 2 cores)"
+    nice -n 5 go install "$module@$version" >&2 || die "go install $module@$version failed"
+  fi
   [ -x "$GOBIN/$bin" ] || die "go install succeeded but $GOBIN/$bin is missing"
   echo "$module@$version" >"$GOBIN/.$tool.version"
   # The binary is what we cache; the compile cache (hundreds of MB) is not worth keeping.
   rm -rf "$GOCACHE"
   log "built $tool $version in $(elapsed_s "$t0")s"
+}
+
+# build_in_module PACKAGE VERSION MODULE_ROOT OUT: build PACKAGE from a copy of
+# the module MODULE_ROOT@VERSION, as the main module. The copy is needed because
+# the go command ignores go.mod files inside the module cache.
+build_in_module() {
+  local package=$1 version=$2 root=$3 out=$4 src work
+  log "building $package $version (go build in a copy of $root@$version; first run only, tens of minutes on 2 cores)"
+  src=$(go mod download -json "$root@$version" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  { [ -n "$src" ] && [ -f "$src/go.mod" ]; } || die "go mod download $root@$version gave no module directory"
+  work=$(mktemp -d)
+  cp -r "$src/." "$work/"
+  chmod -R u+w "$work"
+  (cd "$work" && nice -n 5 go build -o "$out" "./${package#"$root"/}") >&2 || {
+    rm -rf "$work"
+    die "go build $package@$version failed"
+  }
+  rm -rf "$work"
 }
 
 ensure_tool() {

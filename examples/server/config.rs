@@ -113,6 +113,20 @@ pub(crate) struct Args {
     /// Time a client has to send complete request headers (slowloris guard).
     #[arg(long, env = "NOTIFY_HEADER_READ_TIMEOUT", default_value = "10s")]
     header_read_timeout: String,
+    /// OTLP/HTTP receiver (`http://collector:4318`); set: spans are exported to
+    /// `<endpoint>/v1/traces`.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otel_exporter_otlp_endpoint: Option<String>,
+    /// OTLP protocol; only `http/protobuf` is supported.
+    #[arg(
+        long,
+        env = "OTEL_EXPORTER_OTLP_PROTOCOL",
+        default_value = "http/protobuf"
+    )]
+    pub otel_exporter_otlp_protocol: String,
+    /// `service.name` of the exported spans.
+    #[arg(long, env = "OTEL_SERVICE_NAME", default_value = "notify")]
+    pub otel_service_name: String,
 }
 
 /// Parses a non-negative integer setting; errors name the variable.

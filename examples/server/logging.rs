@@ -1,6 +1,7 @@
 //! Log output: human-readable text (colours only on a terminal) or, with
 //! `NOTIFY_LOG_FORMAT=json`, one JSON object per line for log shippers (ELK, Loki), with the
-//! fields of the current spans (the event id among them) flattened beside the message.
+//! fields of the enclosing spans (the event id among them) flattened beside the message
+//! (`json_log.rs`).
 
 use std::io::IsTerminal;
 
@@ -35,8 +36,8 @@ impl LogFormat {
 /// A boxed layer over the plain registry, so the OpenTelemetry layer can be added beside it.
 pub(crate) type BoxedLayer = Box<dyn Layer<Registry> + Send + Sync>;
 
-/// Installs the global subscriber: `RUST_LOG` (default `info`), the format, and `extra`
-/// layers (span export).
+/// Installs the global subscriber: log lines in `format`, filtered by `RUST_LOG` (default
+/// `info`), and `extra` (span export, with its own filter).
 pub(crate) fn init(format: LogFormat, extra: Option<BoxedLayer>) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,notify_core=info"));
@@ -47,17 +48,12 @@ pub(crate) fn init(format: LogFormat, extra: Option<BoxedLayer>) {
             .with_ansi(std::io::stdout().is_terminal())
             .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()
-            .json()
-            .with_target(true)
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
+            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+            .event_format(crate::json_log::FlatJson)
             .boxed(),
     };
-    let mut layers: Vec<BoxedLayer> = vec![fmt];
+    // Per-layer filters: RUST_LOG chooses log lines and does not turn span export off.
+    let mut layers: Vec<BoxedLayer> = vec![fmt.with_filter(filter).boxed()];
     layers.extend(extra);
-    let _ = tracing_subscriber::registry()
-        .with(layers)
-        .with(filter)
-        .try_init();
+    let _ = tracing_subscriber::registry().with(layers).try_init();
 }

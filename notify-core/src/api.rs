@@ -9,6 +9,7 @@ use bytes::Bytes;
 use futures::Stream;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
+use tracing::Instrument;
 
 use crate::auth::{bearer, key_matches};
 use crate::error::{Error, Result};
@@ -409,7 +410,12 @@ async fn publish(
     }
     let events = validate_publish(service, &body)?;
     service.limits.publish(events.len())?;
-    service.sink.publish(&events).await?;
+    let (span, trace) = crate::trace::publish_span(service, headers, &events);
+    service
+        .sink
+        .publish_traced(&events, trace.as_ref())
+        .instrument(span)
+        .await?;
     Ok(json_response(
         StatusCode::ACCEPTED,
         &json!({"accepted": events.len()}),

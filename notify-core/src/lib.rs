@@ -28,6 +28,7 @@ pub mod store;
 pub mod testkit;
 #[cfg(test)]
 mod testkit_support;
+pub mod trace;
 
 pub use error::{BoxError, Error, Result};
 pub use hub::{LocalHub, SessionHub};
@@ -39,3 +40,4 @@ pub use source::{Acknowledge, Delivery, EventSink, EventSource, MemoryPublisher,
 pub use store::{
     InsertOutcome, ListQuery, MemoryStore, NotificationStore, NotificationStoreExt, Page, Reader,
 };
+pub use trace::TraceContext;

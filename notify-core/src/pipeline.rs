@@ -12,12 +12,14 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use crate::error::{Error, Result};
 use crate::metrics;
 use crate::model::{notification_id, Event, Notification, Push};
 use crate::service::NotifyService;
 use crate::source::{Acknowledge, EventSource};
+use crate::trace::TraceContext;
 
 /// Builds the notifications of one event: parse, validate, apply rules. The error names the
 /// field and is the dead-letter reason.
@@ -40,7 +42,19 @@ pub fn notifications_stamped(
     seq: Option<i64>,
 ) -> Result<(Event, Vec<Notification>)> {
     let event = Event::from_slice(payload)?;
-    let resolved = service.rules.resolve(&event)?;
+    let notifications = notifications_of(service, &event, received_at, seq)?;
+    Ok((event, notifications))
+}
+
+/// The notifications of an already parsed event: rules, link check, audiences, stamps (see
+/// [`notifications_stamped`]).
+pub fn notifications_of(
+    service: &NotifyService,
+    event: &Event,
+    received_at: DateTime<Utc>,
+    seq: Option<i64>,
+) -> Result<Vec<Notification>> {
+    let resolved = service.rules.resolve(event)?;
     if let Some(link) = &resolved.link {
         crate::model::check_link(link, service.config.link_origins.as_deref())?;
     }
@@ -66,7 +80,86 @@ pub fn notifications_stamped(
             seq: seq.unwrap_or_else(|| service.clock.next()),
         })
         .collect();
-    Ok((event, notifications))
+    Ok(notifications)
+}
+
+/// The span of one event's way through this process (`notify.event`), continuing the
+/// producer's trace context; `event_id` and `event_type` are recorded once the event is
+/// parsed ([`record_event`]), so every log line of the path names the event. Returns the
+/// span and the context to hand on from it.
+pub fn event_span(
+    service: &NotifyService,
+    origin: &str,
+    remote: Option<TraceContext>,
+) -> (tracing::Span, Option<TraceContext>) {
+    let span = tracing::info_span!(
+        "notify.event",
+        otel.kind = "consumer",
+        event_id = tracing::field::Empty,
+        event_type = tracing::field::Empty,
+        origin,
+    );
+    let trace = service.tracing.continue_in(&span, remote);
+    (span, trace)
+}
+
+/// Records the parsed event's id and type on its [`event_span`].
+pub fn record_event(span: &tracing::Span, event: &Event) {
+    span.record("event_id", event.id.as_str());
+    span.record("event_type", event.event_type.as_str());
+}
+
+/// Parses an event and applies the rules in a `notify.rules` span inside `span` (the
+/// event's [`event_span`], whose id and type it records).
+pub fn traced_notifications(
+    service: &NotifyService,
+    span: &tracing::Span,
+    payload: &[u8],
+    received_at: DateTime<Utc>,
+    seq: Option<i64>,
+) -> Result<(Event, Vec<Notification>)> {
+    span.in_scope(|| {
+        let event = Event::from_slice(payload)?;
+        record_event(span, &event);
+        let rules = tracing::info_span!("notify.rules", event_id = %event.id);
+        let notifications =
+            rules.in_scope(|| notifications_of(service, &event, received_at, seq))?;
+        Ok((event, notifications))
+    })
+}
+
+/// Pushes to this process's sessions in a `notify.push` span inside `event_span`, each push
+/// carrying the trace context that names that span (or `trace` when spans are not
+/// exported). Returns the pushes and how many sessions took them. `before` runs on the
+/// pushes before they are offered (bookkeeping of unstored pushes).
+pub fn push_traced(
+    service: &NotifyService,
+    event_span: &tracing::Span,
+    event_id: &str,
+    notifications: Vec<Notification>,
+    event_time: DateTime<Utc>,
+    trace: Option<TraceContext>,
+    before: impl FnOnce(&[Arc<Push>]),
+) -> (Vec<Arc<Push>>, usize) {
+    let span = tracing::info_span!(
+        parent: event_span,
+        "notify.push",
+        otel.kind = "producer",
+        event_id,
+        notifications = notifications.len(),
+        sessions = tracing::field::Empty,
+    );
+    let trace = service.tracing.context_of(&span, trace);
+    let pushes: Vec<Arc<Push>> = notifications
+        .into_iter()
+        .map(|n| Push::traced(n, event_time, trace.clone()))
+        .collect();
+    let reached = span.in_scope(|| {
+        before(&pushes);
+        pushes.iter().map(|p| service.hub.deliver(p)).sum::<usize>()
+    });
+    span.record("sessions", reached);
+    (pushes, reached)
 }
 
 enum Work {
@@ -74,11 +167,14 @@ enum Work {
         event_id: String,
         pushes: Vec<Arc<Push>>,
         acker: Box<dyn Acknowledge>,
+        /// The event's span: the store write and the acknowledgement happen inside it.
+        span: tracing::Span,
     },
     DeadLetter {
         origin: String,
         reason: Error,
         acker: Box<dyn Acknowledge>,
+        span: tracing::Span,
     },
 }
 
@@ -239,7 +335,7 @@ async fn intake(
             _ = stop.wait_for(|s| *s) => break,
             next = source.next() => next,
         };
-        let delivery = match next {
+        let mut delivery = match next {
             Ok(Some(d)) => {
                 backoff = Duration::from_millis(100);
                 d
@@ -253,44 +349,57 @@ async fn intake(
             }
         };
         let seq = delivery.seq;
+        let remote = delivery.trace.take();
         let (payload, timestamp, origin, acker) = delivery.into_parts();
         let received_at = timestamp.unwrap_or_else(Utc::now);
-        let work = match notifications_stamped(&service, &payload, received_at, seq) {
+        let (span, trace) = event_span(&service, &origin, remote);
+        let work = match traced_notifications(&service, &span, &payload, received_at, seq) {
             Ok((event, notifications)) => {
-                let pushes: Vec<Arc<Push>> = notifications
-                    .into_iter()
-                    .map(|n| Push::new(n, received_at))
-                    .collect();
-                let mut reached = 0;
-                if push_live && recent.first_time(&event.id) {
-                    service.pending.add(&pushes);
-                    for p in &pushes {
-                        reached += service.hub.deliver(p);
-                    }
-                }
-                tracing::debug!(
-                    event_id = %event.id,
-                    event_type = %event.event_type,
-                    %origin,
-                    notification_ids = ?pushes.iter().map(|p| (p.notification.id.as_str(), p.notification.audience.to_string())).collect::<Vec<_>>(),
-                    sessions = reached,
-                    "event pushed"
-                );
+                let (pushes, reached) = if push_live && recent.first_time(&event.id) {
+                    push_traced(
+                        &service,
+                        &span,
+                        &event.id,
+                        notifications,
+                        received_at,
+                        trace,
+                        |pushes| service.pending.add(pushes),
+                    )
+                } else {
+                    // Pushed by this process before, or by every instance's own reader.
+                    let pushes = notifications
+                        .into_iter()
+                        .map(|n| Push::traced(n, received_at, trace.clone()))
+                        .collect();
+                    (pushes, 0)
+                };
+                span.in_scope(|| {
+                    tracing::debug!(
+                        event_id = %event.id,
+                        event_type = %event.event_type,
+                        %origin,
+                        notification_ids = ?pushes.iter().map(|p| (p.notification.id.as_str(), p.notification.audience.to_string())).collect::<Vec<_>>(),
+                        sessions = reached,
+                        "event pushed"
+                    )
+                });
                 metrics::event("accepted");
                 Work::Store {
                     event_id: event.id,
                     pushes,
                     acker,
+                    span,
                 }
             }
             Err(reason) => {
                 // Only the size of the payload is logged: events carry user data and may
                 // carry secrets, and INFO logs travel far.
-                tracing::info!(%origin, %reason, payload_bytes = payload.len(), "event rejected; dead-lettering");
+                span.in_scope(|| tracing::info!(%origin, %reason, payload_bytes = payload.len(), "event rejected; dead-lettering"));
                 Work::DeadLetter {
                     origin,
                     reason,
                     acker,
+                    span,
                 }
             }
         };
@@ -322,6 +431,28 @@ async fn store_stage(
             .flatten()
             .collect();
         let mut failed: Vec<Option<Error>> = batch.iter().map(|_| None).collect();
+        // One `notify.store` span per event, in the event's trace, each timing the whole
+        // batch write (retries included) that stores it.
+        let store_spans: Vec<tracing::Span> = batch
+            .iter()
+            .filter_map(|w| match w {
+                Work::Store {
+                    span,
+                    event_id,
+                    pushes,
+                    ..
+                } => Some(tracing::info_span!(
+                    parent: span,
+                    "notify.store",
+                    otel.kind = "client",
+                    event_id = %event_id,
+                    notifications = pushes.len(),
+                    batch_events = batch.len(),
+                    batch_notifications = notifications.len(),
+                )),
+                Work::DeadLetter { .. } => None,
+            })
+            .collect();
         if !notifications.is_empty() {
             if let Err(e) =
                 write_with_retry(&service, &*source, &config, &notifications, &stop).await
@@ -349,8 +480,12 @@ async fn store_stage(
                 }
             }
         }
+        drop(store_spans);
         for (work, failure) in batch.drain(..).zip(failed) {
-            settle(&service, work, failure).await;
+            let span = match &work {
+                Work::Store { span, .. } | Work::DeadLetter { span, .. } => span.clone(),
+            };
+            settle(&service, work, failure).instrument(span).await;
         }
     }
 }
@@ -362,6 +497,7 @@ async fn settle(service: &NotifyService, work: Work, failure: Option<Error>) {
                 event_id,
                 pushes,
                 acker,
+                ..
             },
             None,
         ) => {
@@ -376,6 +512,7 @@ async fn settle(service: &NotifyService, work: Work, failure: Option<Error>) {
                 event_id,
                 pushes,
                 acker,
+                ..
             },
             Some(reason),
         ) => {
@@ -391,6 +528,7 @@ async fn settle(service: &NotifyService, work: Work, failure: Option<Error>) {
                 origin,
                 reason,
                 acker,
+                ..
             },
             _,
         ) => {

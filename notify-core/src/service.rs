@@ -13,6 +13,7 @@ use crate::model::SeqClock;
 use crate::rules::Rules;
 use crate::source::{EventSink, EventSource};
 use crate::store::NotificationStore;
+use crate::trace::{TracePropagator, Tracing};
 
 /// Limits and switches of the service (contract defaults).
 ///
@@ -111,6 +112,7 @@ pub struct NotifyService {
     pub(crate) clock: SeqClock,
     pub(crate) config: ServiceConfig,
     pub(crate) limits: Limits,
+    pub(crate) tracing: Tracing,
     shutdown: watch::Sender<bool>,
 }
 
@@ -132,6 +134,7 @@ pub struct NotifyServiceBuilder {
     source: Option<Arc<dyn EventSource>>,
     rules: Rules,
     config: ServiceConfig,
+    tracing: Tracing,
 }
 
 impl std::fmt::Debug for NotifyServiceBuilder {
@@ -167,6 +170,13 @@ impl NotifyServiceBuilder {
         self
     }
 
+    /// Ties the spans of each event's path to an exporter's trace context (see
+    /// [`crate::trace`]); without it a producer's `traceparent` is passed on unchanged.
+    pub fn trace_propagator(mut self, propagator: Arc<dyn TracePropagator>) -> Self {
+        self.tracing = Tracing::new(propagator);
+        self
+    }
+
     /// Finishes the service and installs the metrics recorder (once per process).
     pub fn build(self) -> Arc<NotifyService> {
         crate::metrics::install_prometheus();
@@ -184,6 +194,7 @@ impl NotifyServiceBuilder {
             clock: SeqClock::new(),
             limits: Limits::new(self.config.limits),
             config: self.config,
+            tracing: self.tracing,
             shutdown,
         })
     }
@@ -204,6 +215,7 @@ impl NotifyService {
             source: None,
             rules: Rules::empty(),
             config: ServiceConfig::default(),
+            tracing: Tracing::default(),
         }
     }
 
@@ -235,6 +247,11 @@ impl NotifyService {
     /// The live limits: connection and session counts, token buckets.
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// How trace context is carried (see [`crate::trace`]).
+    pub fn tracing(&self) -> &Tracing {
+        &self.tracing
     }
 
     /// Pushes sent live but not stored yet.

@@ -17,12 +17,30 @@ use crate::model::Cursor;
 use crate::registration::{Registration, SessionSlots};
 use crate::service::NotifyService;
 use crate::store::Reader;
+use crate::trace::TraceContext;
 
 /// One SSE event for a notification.
 pub fn notification_event(cursor: &str, json: &[u8]) -> Bytes {
+    traced_notification_event(cursor, None, json)
+}
+
+/// Like [`notification_event`], with a `traceparent` field (and `tracestate` when there is
+/// one) when `trace` is given. `EventSource` ignores fields it does not know (WHATWG HTML,
+/// "interpreting an event stream"), so browsers are unaffected; SSE clients that parse
+/// the stream themselves read it like a header.
+pub fn traced_notification_event(cursor: &str, trace: Option<&TraceContext>, json: &[u8]) -> Bytes {
     let mut out = Vec::with_capacity(json.len() + cursor.len() + 40);
     out.extend_from_slice(b"event: notification\nid: ");
     out.extend_from_slice(cursor.as_bytes());
+    if let Some(trace) = trace {
+        // Validated: hex digits and dashes, printable ASCII without line breaks.
+        out.extend_from_slice(b"\ntraceparent: ");
+        out.extend_from_slice(trace.traceparent().as_bytes());
+        if let Some(state) = trace.tracestate() {
+            out.extend_from_slice(b"\ntracestate: ");
+            out.extend_from_slice(state.as_bytes());
+        }
+    }
     out.extend_from_slice(b"\ndata: ");
     out.extend_from_slice(json);
     out.extend_from_slice(b"\n\n");
@@ -135,7 +153,11 @@ async fn pump(
                 if resumed.remove(&push.notification.id) {
                     continue;
                 }
-                let event = notification_event(&push.notification.cursor().to_string(), &push.json);
+                let event = traced_notification_event(
+                    &push.notification.cursor().to_string(),
+                    push.trace.as_ref(),
+                    &push.json,
+                );
                 if tx.send(event).await.is_err() {
                     return "client";
                 }

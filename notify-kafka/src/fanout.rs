@@ -54,7 +54,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use notify_core::pipeline::{notifications_stamped, RecentEvents};
+use notify_core::pipeline::{event_span, push_traced, traced_notifications, RecentEvents};
 use notify_core::{Error, NotifyService, Push, Result};
 use parking_lot::Mutex;
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
@@ -276,29 +276,38 @@ fn deliver(
     let event_time = DateTime::from_timestamp_millis(record_ms).unwrap_or_else(Utc::now);
     let seq = record_seq(record_ms, m.offset());
     let payload = m.payload().unwrap_or_default();
-    let (event, notifications) =
-        match notifications_stamped(service, payload, event_time, Some(seq)) {
-            Ok(built) => built,
-            Err(e) => {
-                // The storing consumer dead-letters it.
-                tracing::debug!(origin = %origin(), error = %e, "fan-out skips an invalid event");
-                return;
-            }
-        };
+    let (span, trace) = event_span(service, &origin(), crate::trace_headers::read(m));
+    let (event, notifications) = match traced_notifications(
+        service,
+        &span,
+        payload,
+        event_time,
+        Some(seq),
+    ) {
+        Ok(built) => built,
+        Err(e) => {
+            // The storing consumer dead-letters it.
+            span.in_scope(|| tracing::debug!(origin = %origin(), error = %e, "fan-out skips an invalid event"));
+            return;
+        }
+    };
+    let _entered = span.enter();
     if !recent.first_time(&event.id) {
         tracing::debug!(event_id = %event.id, origin = %origin(), "event id seen again; not pushed twice");
         return;
     }
-    let pushes: Vec<Arc<Push>> = notifications
-        .into_iter()
-        .map(|n| Push::new(n, event_time))
-        .collect();
-    service.pending().add(&pushes);
-    track(service, unstored, m.partition(), m.offset(), &pushes);
-    let mut reached = 0;
-    for p in &pushes {
-        reached += service.hub().deliver(p);
-    }
+    let (pushes, reached) = push_traced(
+        service,
+        &span,
+        &event.id,
+        notifications,
+        event_time,
+        trace,
+        |pushes| {
+            service.pending().add(pushes);
+            track(service, unstored, m.partition(), m.offset(), pushes);
+        },
+    );
     tracing::debug!(
         event_id = %event.id,
         origin = %origin(),

@@ -84,6 +84,7 @@ pub mod fanout;
 mod publisher;
 mod sink;
 mod source;
+mod trace_headers;
 
 pub use config::KafkaConfig;
 pub use context::TracingContext;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use notify_core::{Error, Event, EventSink, Result, Rules};
+use notify_core::{Error, Event, EventSink, Result, Rules, TraceContext};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use crate::config::KafkaConfig;
@@ -77,13 +77,25 @@ impl KafkaSink {
 #[async_trait]
 impl EventSink for KafkaSink {
     async fn publish(&self, events: &[(Event, Bytes)]) -> Result<()> {
+        self.publish_traced(events, None).await
+    }
+
+    /// Publishes with `trace` in each record's `traceparent` and `tracestate` headers.
+    async fn publish_traced(
+        &self,
+        events: &[(Event, Bytes)],
+        trace: Option<&TraceContext>,
+    ) -> Result<()> {
         let rules = self.rules.get();
         let mut pending = Vec::with_capacity(events.len());
         for (event, raw) in events {
             let key = partition_key(event, rules);
-            let record = FutureRecord::to(&self.topic)
+            let mut record = FutureRecord::to(&self.topic)
                 .key(key.as_bytes())
                 .payload(&raw[..]);
+            if let Some(trace) = trace {
+                record = record.headers(crate::trace_headers::write(trace));
+            }
             match self.producer.send_result(record) {
                 Ok(f) => pending.push(f),
                 Err((e, _)) => return Err(kafka_unavailable("event_sink", "producing", e)),

@@ -309,6 +309,7 @@ impl KafkaSource {
         )
         // The fan-out of every instance computes the same stamp from the same record.
         .with_seq(crate::fanout::record_seq(record_ms, offset))
+        .with_trace(crate::trace_headers::read(m))
     }
 
     fn set_paused(&self, paused: bool) {

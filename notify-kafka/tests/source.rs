@@ -136,3 +136,42 @@ async fn kafka_source_redelivers_unacked_after_restart() {
     };
     redelivers_unacked_after_restart(&feed, open, close).await;
 }
+
+/// The sink writes the publisher's trace context as `traceparent` / `tracestate` record
+/// headers and the source hands it to the pipeline with the delivery; a record without
+/// them, or with an invalid one, has none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_context_travels_in_record_headers() {
+    use notify_core::{Event, EventSink, TraceContext};
+    use notify_kafka::KafkaSink;
+    let Some(b) = broker() else { return };
+    let config = config(&b, "traceparent");
+    ensure_topics(&config).await.unwrap();
+    let sink = KafkaSink::new(&config).unwrap();
+    let raw = |id: &str| {
+        Bytes::from(format!(
+            r#"{{"id":"{id}","type":"t","recipients":{{"users":["u"]}},"title":"t","message":"m"}}"#
+        ))
+    };
+    let event = |id: &str| (Event::from_slice(&raw(id)).unwrap(), raw(id));
+    let trace = TraceContext::parse(
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        Some("congo=t61rcWkgMzE"),
+    )
+    .unwrap();
+    sink.publish_traced(&[event("traced")], Some(&trace))
+        .await
+        .unwrap();
+    sink.publish(&[event("plain")]).await.unwrap();
+    let source = KafkaSource::new(&config).unwrap();
+    let traced = next(&source).await;
+    assert!(std::str::from_utf8(&traced.payload)
+        .unwrap()
+        .contains("traced"));
+    assert_eq!(traced.trace.as_ref(), Some(&trace));
+    traced.ack().await.unwrap();
+    let plain = next(&source).await;
+    assert_eq!(plain.trace, None);
+    plain.ack().await.unwrap();
+    source.close().await;
+}

@@ -6,6 +6,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
 use super::Notification;
+use crate::trace::TraceContext;
 
 /// A notification on its way to sessions: serialized once, shared by every session.
 #[derive(Debug)]
@@ -16,16 +17,29 @@ pub struct Push {
     pub json: Bytes,
     /// When the event entered the system (record time or receipt), for the latency metric.
     pub event_time: DateTime<Utc>,
+    /// The trace context to hand to clients (`traceparent` on STOMP MESSAGE frames and SSE
+    /// events), when the event carried one or its path was traced.
+    pub trace: Option<TraceContext>,
 }
 
 impl Push {
     /// Serializes `notification` once for all sessions.
     pub fn new(notification: Notification, event_time: DateTime<Utc>) -> Arc<Self> {
+        Self::traced(notification, event_time, None)
+    }
+
+    /// Like [`Push::new`], carrying `trace` to the clients.
+    pub fn traced(
+        notification: Notification,
+        event_time: DateTime<Utc>,
+        trace: Option<TraceContext>,
+    ) -> Arc<Self> {
         let json = notification.to_json_bytes(false);
         Arc::new(Push {
             notification,
             json,
             event_time,
+            trace,
         })
     }
 }

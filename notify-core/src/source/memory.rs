@@ -9,6 +9,7 @@ use tokio::sync::{mpsc, Mutex};
 use super::{Acknowledge, Delivery, EventSink, EventSource};
 use crate::error::{Error, Result};
 use crate::model::Event;
+use crate::trace::TraceContext;
 
 /// The embedded event source: a bounded in-process channel.
 ///
@@ -98,6 +99,11 @@ impl EventSource for MemorySource {
 impl MemoryPublisher {
     /// Sends one raw payload (any bytes; the pipeline validates). Waits while full.
     pub async fn send_raw(&self, payload: Bytes) -> Result<()> {
+        self.send_raw_traced(payload, None).await
+    }
+
+    /// Like [`MemoryPublisher::send_raw`], with the producer's trace context.
+    pub async fn send_raw_traced(&self, payload: Bytes, trace: Option<TraceContext>) -> Result<()> {
         let n = self.seq.fetch_add(1, Ordering::Relaxed);
         let origin = format!("memory@{n}");
         let delivery = Delivery::new(
@@ -108,7 +114,8 @@ impl MemoryPublisher {
                 stats: self.stats.clone(),
                 origin,
             }),
-        );
+        )
+        .with_trace(trace);
         self.tx
             .send(delivery)
             .await
@@ -133,8 +140,16 @@ impl MemoryPublisher {
 #[async_trait]
 impl EventSink for MemoryPublisher {
     async fn publish(&self, events: &[(Event, Bytes)]) -> Result<()> {
+        self.publish_traced(events, None).await
+    }
+
+    async fn publish_traced(
+        &self,
+        events: &[(Event, Bytes)],
+        trace: Option<&TraceContext>,
+    ) -> Result<()> {
         for (_, raw) in events {
-            self.send_raw(raw.clone()).await?;
+            self.send_raw_traced(raw.clone(), trace.cloned()).await?;
         }
         Ok(())
     }

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 
 use crate::error::{Error, Result};
 use crate::model::Event;
+use crate::trace::TraceContext;
 
 /// Settles one delivery. Implemented by each source (for Kafka: the offset commit).
 #[async_trait]
@@ -35,6 +36,9 @@ pub struct Delivery {
     /// time and offset), so instances that push and the one that stores agree on cursors.
     /// `None`: the pipeline stamps from its own clock.
     pub seq: Option<i64>,
+    /// The producer's W3C trace context (a Kafka record's `traceparent` header, or the
+    /// `POST /api/events` request's), continued by the event's spans.
+    pub trace: Option<TraceContext>,
     acker: Box<dyn Acknowledge>,
 }
 
@@ -60,8 +64,15 @@ impl Delivery {
             timestamp,
             origin: origin.into(),
             seq: None,
+            trace: None,
             acker,
         }
+    }
+
+    /// Sets the producer's trace context (see [`Delivery::trace`]).
+    pub fn with_trace(mut self, trace: Option<TraceContext>) -> Self {
+        self.trace = trace;
+        self
     }
 
     /// Sets the deterministic ordering stamp (see [`Delivery::seq`]).
@@ -122,4 +133,16 @@ pub trait EventSource: Send + Sync + 'static {
 pub trait EventSink: Send + Sync + 'static {
     /// Publishes validated events; `raw` holds each event's JSON as received.
     async fn publish(&self, events: &[(Event, Bytes)]) -> Result<()>;
+
+    /// Like [`EventSink::publish`], with the publisher's trace context to hand on with each
+    /// event (for Kafka: the record headers `traceparent` and `tracestate`). Sinks that
+    /// cannot carry it keep this default, which drops it.
+    async fn publish_traced(
+        &self,
+        events: &[(Event, Bytes)],
+        trace: Option<&TraceContext>,
+    ) -> Result<()> {
+        let _ = trace;
+        self.publish(events).await
+    }
 }

@@ -3,6 +3,8 @@
 
 use std::fmt::Write as _;
 
+use crate::trace::{TraceContext, TRACEPARENT, TRACESTATE};
+
 /// Largest frame accepted from a client, in bytes.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 /// Most headers accepted in one frame.
@@ -117,11 +119,29 @@ pub fn encode_message(
     message_id: &str,
     body: &[u8],
 ) -> String {
+    encode_traced_message(destination, subscription, message_id, None, body)
+}
+
+/// Like [`encode_message`], with a `traceparent` header (and `tracestate` when there is
+/// one) when `trace` is given.
+pub fn encode_traced_message(
+    destination: &str,
+    subscription: &str,
+    message_id: &str,
+    trace: Option<&TraceContext>,
+    body: &[u8],
+) -> String {
     let mut out = String::with_capacity(160 + destination.len() + subscription.len() + body.len());
     out.push_str("MESSAGE\n");
     push_header(&mut out, "destination", destination, true);
     push_header(&mut out, "subscription", subscription, true);
     push_header(&mut out, "message-id", message_id, true);
+    if let Some(trace) = trace {
+        push_header(&mut out, TRACEPARENT, trace.traceparent(), true);
+        if let Some(state) = trace.tracestate() {
+            push_header(&mut out, TRACESTATE, state, true);
+        }
+    }
     out.push_str("content-type:application/json\n");
     let _ = write!(out, "content-length:{}\n\n", body.len());
     // Bodies are our own serde_json output, always UTF-8.
@@ -358,6 +378,15 @@ mod tests {
         assert_eq!(f[0].get("subscription"), Some("sub:0"));
         assert_eq!(f[0].get("content-length"), Some("7"));
         assert_eq!(f[0].body, br#"{"a":1}"#);
+        assert_eq!(f[0].get("traceparent"), None);
+
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let trace = TraceContext::parse(tp, Some("congo=t61rcWkgMzE")).unwrap();
+        let text = encode_traced_message("/topic/notifications", "s", "n_2", Some(&trace), b"{}");
+        let f = parse_all(text.as_bytes()).unwrap();
+        assert_eq!(f[0].get("traceparent"), Some(tp));
+        assert_eq!(f[0].get("tracestate"), Some("congo=t61rcWkgMzE"));
+        assert_eq!(f[0].get("message-id"), Some("n_2"));
     }
 
     proptest! {

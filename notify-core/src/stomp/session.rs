@@ -15,7 +15,7 @@ use super::connect::{connect_frame, first_frames};
 use super::destination::{
     Destination, Subscription, BROADCAST_TOPIC, GROUP_TOPIC_PREFIX, USER_QUEUE,
 };
-use super::frame::{encode_message, Frame};
+use super::frame::{encode_message, encode_traced_message, Frame};
 use super::transport::{Handshake, Inbound, Outbound};
 use crate::auth::Principal;
 use crate::hub::{session_queue, OverflowSignal, SessionReceiver};
@@ -544,10 +544,11 @@ where
                 {
                     continue;
                 }
-                text.push_str(&encode_message(
+                text.push_str(&encode_traced_message(
                     &sub.destination,
                     &sub.id,
                     &n.id,
+                    push.trace.as_ref(),
                     &push.json,
                 ));
                 frames.push(push);

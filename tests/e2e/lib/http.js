@@ -28,9 +28,9 @@ export async function api(server, path, { method = 'GET', token, apiKey, body, h
   return { status: res.status, headers: res.headers, text, json };
 }
 
-/** Publish one event or an array with the e2e API key; asserts 202 unless `expect` is given. */
-export async function publish(server, events, { expect = 202, apiKey = PUBLISH_KEY } = {}) {
-  const res = await api(server, '/api/events', { method: 'POST', apiKey, body: events });
+/** Publish one event or an array with the e2e API key (and extra request `headers`); asserts 202 unless `expect` is given. */
+export async function publish(server, events, { expect = 202, apiKey = PUBLISH_KEY, headers = {} } = {}) {
+  const res = await api(server, '/api/events', { method: 'POST', apiKey, body: events, headers });
   if (expect !== null && res.status !== expect) {
     throw new Error(`POST /api/events answered ${res.status} (expected ${expect}): ${res.text.slice(0, 500)}`);
   }

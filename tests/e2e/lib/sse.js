@@ -29,7 +29,7 @@ export class SseStream {
     const reader = body.getReader();
     const decoder = new TextDecoder();
     let buf = '';
-    let ev = { event: 'message', data: [], id: undefined };
+    let ev = { event: 'message', data: [], id: undefined, traceparent: undefined };
     try {
       for (;;) {
         const { value, done } = await reader.read();
@@ -48,9 +48,9 @@ export class SseStream {
               } catch {
                 json = undefined;
               }
-              this.events.push({ event: ev.event, id: ev.id, text, body: json, event_id: json && json.event_id, at: Date.now() });
+              this.events.push({ event: ev.event, id: ev.id, traceparent: ev.traceparent, text, body: json, event_id: json && json.event_id, at: Date.now() });
             }
-            ev = { event: 'message', data: [], id: undefined };
+            ev = { event: 'message', data: [], id: undefined, traceparent: undefined };
           } else if (line.startsWith(':')) {
             this.comments.push({ text: line.slice(1), at: Date.now() });
           } else {
@@ -61,6 +61,7 @@ export class SseStream {
             if (field === 'event') ev.event = val;
             else if (field === 'data') ev.data.push(val);
             else if (field === 'id') ev.id = val;
+            else if (field === 'traceparent') ev.traceparent = val;
           }
         }
       }
