@@ -2,8 +2,8 @@
 # Runs every test of the project, starting the real services itself:
 #   formatting and lints, Rust unit + conformance + adapter tests against a real Kafka broker
 #   and a real MongoDB-protocol server (FerretDB on PostgreSQL), the STOMP end-to-end suite
-#   (@stomp/stompjs over ws) against the example server, and the widget's unit and browser
-#   tests (Debian's Chromium). Downloads and builds are cached under ~/.cache/notify.
+#   (@stomp/stompjs over ws) against the example server, trace export to a real Jaeger, and
+#   the widget's unit and browser tests (Debian's Chromium). Downloads and builds are cached under ~/.cache/notify.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export ROOT=$PWD
@@ -75,6 +75,9 @@ env -u NOTIFY_TEST_KAFKA -u NOTIFY_TEST_MONGO -u NOTIFY_TEST_KAFKA_STATE -u NOTI
   bash scripts/test-faults.sh >"$STATE/faults.log" 2>&1 &
 faults_pid=$!
 (cd tests/e2e && npm test)
+
+step "traces: OTLP export to a real Jaeger, traceparent from producer to MESSAGE and SSE (scripts/test-traces.sh)"
+bash scripts/test-traces.sh
 
 if [ -f frontend/package.json ]; then
   step "widget: unit tests, build, browser tests"

@@ -177,6 +177,13 @@ impl NotifyServiceBuilder {
         self
     }
 
+    /// Carries trace context as `tracing` does, e.g. another service's
+    /// ([`NotifyService::tracing`]) for a second view of the same process.
+    pub fn tracing(mut self, tracing: Tracing) -> Self {
+        self.tracing = tracing;
+        self
+    }
+
     /// Finishes the service and installs the metrics recorder (once per process).
     pub fn build(self) -> Arc<NotifyService> {
         crate::metrics::install_prometheus();

@@ -308,6 +308,8 @@ impl Kafka {
         )
         .rules(service.rules().clone())
         .config(service.config().clone())
+        // Its event spans continue the producers' traces like the fan-out's.
+        .tracing(service.tracing().clone())
         .build();
         let (stop, mut stop_rx) = tokio::sync::watch::channel(false);
         let (fanout_ready, _) = tokio::sync::watch::channel(false);
