@@ -12,9 +12,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
 use futures::{SinkExt, StreamExt};
-use notify_core::adapter::{self, Upgrade, ROUTES, WEBSOCKET_ROUTE};
+use notify_core::adapter::{self, ROUTES, WEBSOCKET_ROUTE};
 use notify_core::api::ApiBody;
-use notify_core::stomp::{self, Inbound, Outbound};
+use notify_core::stomp::{self, Handshake, Inbound, Outbound};
 use notify_core::NotifyService;
 
 pub use notify_core::adapter::WsBuffers;
@@ -69,17 +69,19 @@ async fn ws_handler(
         Ok(ws) => ws,
         Err(rejection) => return into_axum(adapter::websocket_required(&rejection.body_text())),
     };
+    // The session task keeps only the handshake, not the rest of the request.
+    let handshake = upgrade.handshake;
     ws.protocols(stomp::SUBPROTOCOLS)
         .read_buffer_size(buffers.read)
         .write_buffer_size(buffers.write)
         .max_write_buffer_size(buffers.max_write)
         .max_message_size(buffers.max_message)
         .max_frame_size(buffers.max_message)
-        .on_upgrade(move |socket| serve_socket(service, upgrade, socket))
+        .on_upgrade(move |socket| serve_socket(service, handshake, socket))
 }
 
 /// Maps axum's WebSocket messages to the session's and back.
-async fn serve_socket(service: Arc<NotifyService>, upgrade: Upgrade, socket: WebSocket) {
+async fn serve_socket(service: Arc<NotifyService>, handshake: Handshake, socket: WebSocket) {
     let (sink, stream) = socket.split();
     let incoming = stream.map(|msg| match msg {
         Ok(Message::Text(t)) => Inbound::Text(t.as_str().to_owned()),
@@ -96,11 +98,5 @@ async fn serve_socket(service: Arc<NotifyService>, upgrade: Upgrade, socket: Web
             })),
         }))
     });
-    stomp::run_session(
-        service,
-        upgrade.handshake,
-        Box::pin(incoming),
-        Box::pin(outgoing),
-    )
-    .await;
+    stomp::run_session(service, handshake, Box::pin(incoming), Box::pin(outgoing)).await;
 }

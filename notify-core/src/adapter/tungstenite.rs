@@ -15,7 +15,7 @@ use tokio_tungstenite::WebSocketStream;
 use super::Upgrade;
 use crate::api::ApiBody;
 use crate::service::NotifyService;
-use crate::stomp::{self, Inbound, Outbound, WsBuffers};
+use crate::stomp::{self, Handshake, Inbound, Outbound, WsBuffers};
 
 /// tungstenite's configuration for `buffers`.
 pub fn websocket_config(b: WsBuffers) -> WebSocketConfig {
@@ -47,10 +47,12 @@ impl Upgrade {
 }
 
 /// Runs one STOMP session over `io`, a connection the server already switched to the
-/// WebSocket protocol (after [`Upgrade::switching_protocols`]).
+/// WebSocket protocol (after [`Upgrade::switching_protocols`]), with the `handshake` of its
+/// [`Upgrade`]. Only the handshake: the rest of the upgrade request has no business living as
+/// long as the session does.
 pub async fn serve_upgraded<S>(
     service: Arc<NotifyService>,
-    upgrade: Upgrade,
+    handshake: Handshake,
     io: S,
     buffers: WsBuffers,
 ) where
@@ -78,13 +80,7 @@ pub async fn serve_upgraded<S>(
             })),
         }))
     });
-    stomp::run_session(
-        service,
-        upgrade.handshake,
-        Box::pin(incoming),
-        Box::pin(outgoing),
-    )
-    .await;
+    stomp::run_session(service, handshake, Box::pin(incoming), Box::pin(outgoing)).await;
 }
 
 #[cfg(test)]

@@ -19,6 +19,8 @@ pub struct Upgrade {
     /// The sub-protocol chosen among every `Sec-WebSocket-Protocol` header the client sent.
     pub protocol: Option<&'static str>,
     /// The client's `Sec-WebSocket-Key`, from which the `Sec-WebSocket-Accept` answer derives.
+    /// An own copy: a value taken from the request's `HeaderMap` shares the server's whole
+    /// HTTP/1 read buffer (hyper: 8 KiB), which would stay allocated for as long as it lives.
     pub key: HeaderValue,
 }
 
@@ -59,8 +61,15 @@ pub fn check_upgrade(
     Ok(Upgrade {
         handshake,
         protocol: stomp::choose_subprotocol(Some(&offered)),
-        key: key.clone(),
+        key: own_copy(key),
     })
+}
+
+/// `value` in an allocation of its own, not a slice of the request's read buffer.
+fn own_copy(value: &HeaderValue) -> HeaderValue {
+    let mut copy = HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
+    copy.set_sensitive(value.is_sensitive());
+    copy
 }
 
 /// The checks axum's `WebSocketUpgrade` extractor makes on an HTTP/1.1 upgrade, with its
