@@ -24,6 +24,8 @@ mod logging;
 mod readiness;
 #[path = "server/traces.rs"]
 mod traces;
+#[path = "server/escalation.rs"]
+mod escalation;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -90,6 +92,7 @@ async fn run(
     config: config::Config,
     propagator: Option<Arc<dyn notify_core::trace::TracePropagator>>,
 ) -> notify_core::Result<()> {
+    let escalation = escalation::Escalation::from_args(&config.escalation, config.listen)?;
     if config.demo {
         tracing::warn!("==============================================================");
         tracing::warn!("DEMO MODE: no NOTIFY_JWT_SECRET or NOTIFY_JWT_PUBLIC_KEY_FILE set.");
@@ -101,17 +104,27 @@ async fn run(
     let service = NotifyService::builder(
         backends.store.clone(),
         backends.sink.clone(),
-        config.auth.clone(),
+        config
+            .auth
+            .clone()
+            .with_email_claim(escalation.email_claim.clone()),
     )
     .event_source(backends.source.clone())
     .rules(config.rules.clone())
-    .config(config.service.clone());
+    .config(config.service.clone())
+    .preferences(backends.prefs.clone())
+    .escalation(escalation.enabled());
     let service = match propagator {
         Some(p) => service.trace_propagator(p),
         None => service,
     }
     .build();
     let running = backends.run(service.clone()).await?;
+    let instance = config.instance_id.clone().unwrap_or_else(instance_name);
+    let escalator = escalation.spawn(service.clone(), instance.clone());
+    if escalator.is_some() {
+        tracing::info!(channels = ?escalation.names(), %instance, "escalation on");
+    }
 
     let mut app = Router::new().merge(notify_axum::router(service.clone()));
     app = app.merge(demo::widget_routes());
@@ -191,9 +204,32 @@ async fn run(
     {
         tracing::warn!("connections still open after 4 s; closing them");
     }
+    if let Some(escalator) = escalator {
+        escalator.shutdown(Duration::from_secs(1)).await;
+    }
     running.shutdown(Duration::from_secs(4)).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// This instance's name when `NOTIFY_INSTANCE_ID` is not set: host name and a random
+/// suffix (the escalation lease owner).
+fn instance_name() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "notify".into());
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    format!("{host}-{:08x}", h.finish() as u32)
 }
 
 #[allow(dead_code)]

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use notify_core::pipeline::spawn_retention_sweeper;
 use notify_core::{
-    EventSink, EventSource, MemorySource, MemoryStore, NotificationStore, NotifyService, Pipeline,
-    PipelineHandle, Result,
+    Error, EventSink, EventSource, MemoryPreferences, MemorySource, MemoryStore, NotificationStore,
+    NotifyService, Pipeline, PipelineHandle, PreferenceStore, Result,
 };
 use notify_kafka::{Kafka, KafkaConfig, KafkaRunning};
 
@@ -23,6 +23,8 @@ enum Events {
 /// The chosen backends, before the service exists.
 pub(crate) struct Backends {
     pub store: Arc<dyn NotificationStore>,
+    /// Preferences and the escalation schedule, beside the notifications.
+    pub prefs: Arc<dyn PreferenceStore>,
     pub sink: Arc<dyn EventSink>,
     pub source: Arc<dyn EventSource>,
     pub store_name: &'static str,
@@ -74,15 +76,25 @@ async fn connect_kafka(brokers: &str, config: &Config) -> Result<Kafka> {
 impl Backends {
     /// Connects the configured backends.
     pub(crate) async fn start(config: &Config) -> Result<Self> {
-        let (store, store_name): (Arc<dyn NotificationStore>, _) = match &config.mongo_uri {
-            Some(uri) => (connect_mongo(uri, config).await?, "mongodb"),
-            None => (Arc::new(MemoryStore::new()), "memory"),
-        };
+        let (store, prefs, store_name): (Arc<dyn NotificationStore>, Arc<dyn PreferenceStore>, _) =
+            match &config.mongo_uri {
+                Some(uri) => {
+                    let mongo = connect_mongo(uri, config).await?;
+                    let prefs = notify_mongo::MongoPreferences::new(&mongo).await?;
+                    (Arc::new(mongo), Arc::new(prefs), "mongodb")
+                }
+                None => (
+                    Arc::new(MemoryStore::new()),
+                    Arc::new(MemoryPreferences::new()),
+                    "memory",
+                ),
+            };
         Ok(match &config.args_kafka_brokers {
             Some(brokers) => {
                 let kafka = connect_kafka(brokers, config).await?;
                 Backends {
                     store,
+                    prefs,
                     sink: kafka.sink(),
                     source: kafka.source(),
                     store_name,
@@ -95,6 +107,7 @@ impl Backends {
                 let source = Arc::new(source);
                 Backends {
                     store,
+                    prefs,
                     sink: Arc::new(publisher),
                     source: source.clone(),
                     store_name,

@@ -127,6 +127,9 @@ pub(crate) struct Args {
     /// `service.name` of the exported spans.
     #[arg(long, env = "OTEL_SERVICE_NAME", default_value = "notify")]
     pub otel_service_name: String,
+    /// Escalation: e-mail, webhook, e-mail claim.
+    #[command(flatten)]
+    pub escalation: crate::escalation::EscalationArgs,
 }
 
 /// Parses a non-negative integer setting; errors name the variable.
@@ -176,6 +179,8 @@ pub(crate) enum Http {
 pub(crate) struct Config {
     pub listen: SocketAddr,
     pub serve_limits: ServeLimits,
+    /// Escalation flags (validated by `from_args`; the channels are built at start).
+    pub escalation: crate::escalation::EscalationArgs,
     pub http: Http,
     pub demo: bool,
     pub demo_secret: String,
@@ -364,7 +369,15 @@ impl Config {
                 ))
             }
         };
+        // Validated here so --check-config catches escalation mistakes too (on a throwaway
+        // runtime: the SMTP connection pool spawns its cleanup task when built).
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(Error::internal)?
+            .block_on(async { crate::escalation::Escalation::from_args(&args.escalation, listen) })?;
         Ok(Config {
+            escalation: args.escalation.clone(),
             listen,
             serve_limits,
             http,

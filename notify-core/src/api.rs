@@ -172,7 +172,7 @@ fn preflight(service: &NotifyService, origin: Option<&str>) -> Response<ApiBody>
             let h = r.headers_mut();
             h.insert(
                 header::ACCESS_CONTROL_ALLOW_METHODS,
-                HeaderValue::from_static("GET, POST, OPTIONS"),
+                HeaderValue::from_static("GET, POST, PUT, OPTIONS"),
             );
             h.insert(
                 header::ACCESS_CONTROL_ALLOW_HEADERS,
@@ -247,8 +247,20 @@ async fn route(service: &Arc<NotifyService>, request: Request<Bytes>) -> Result<
             Ok(empty(StatusCode::NO_CONTENT))
         }
         "/api/events" if post => publish(service, &parts.headers, body).await,
+        "/api/preferences" if get => {
+            let principal = principal(service, &parts.headers, query)?;
+            let prefs = crate::prefs::rest::get(service, &principal).await?;
+            Ok(json_response(StatusCode::OK, &prefs))
+        }
+        "/api/preferences" if parts.method == Method::PUT => {
+            let principal = principal(service, &parts.headers, query)?;
+            let prefs = crate::prefs::rest::put(service, &principal, &body).await?;
+            Ok(json_response(StatusCode::OK, &prefs))
+        }
+        "/api/preferences" => method_not_allowed("GET, PUT"),
         "/api/stream" if get => {
             let principal = principal(service, &parts.headers, query)?;
+            crate::prefs::rest::remember(service, &principal).await;
             let since = parts
                 .headers
                 .get("last-event-id")

@@ -18,6 +18,9 @@ pub struct Principal {
     pub groups: Vec<String>,
     /// When the token expires.
     pub expires_at: DateTime<Utc>,
+    /// The e-mail claim (`NOTIFY_JWT_EMAIL_CLAIM`), when the token has one; escalation
+    /// e-mails go to the address from the user's last connection.
+    pub email: Option<String>,
 }
 
 impl Principal {
@@ -33,6 +36,7 @@ pub struct Authenticator {
     key: DecodingKey,
     validation: Validation,
     groups_claim: String,
+    email_claim: String,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -40,6 +44,7 @@ impl std::fmt::Debug for Authenticator {
         f.debug_struct("Authenticator")
             .field("algorithms", &self.validation.algorithms)
             .field("groups_claim", &self.groups_claim)
+            .field("email_claim", &self.email_claim)
             .finish()
     }
 }
@@ -83,6 +88,7 @@ impl Authenticator {
             key: DecodingKey::from_secret(secret),
             validation: validation(Algorithm::HS256),
             groups_claim: "groups".into(),
+            email_claim: "email".into(),
         }
     }
 
@@ -103,6 +109,7 @@ impl Authenticator {
             key,
             validation: validation(alg),
             groups_claim: "groups".into(),
+            email_claim: "email".into(),
         })
     }
 
@@ -140,6 +147,12 @@ impl Authenticator {
     /// Uses another claim for the user's groups (`NOTIFY_JWT_GROUPS_CLAIM`).
     pub fn with_groups_claim(mut self, claim: impl Into<String>) -> Self {
         self.groups_claim = claim.into();
+        self
+    }
+
+    /// Uses another claim for the user's e-mail address (`NOTIFY_JWT_EMAIL_CLAIM`).
+    pub fn with_email_claim(mut self, claim: impl Into<String>) -> Self {
+        self.email_claim = claim.into();
         self
     }
 
@@ -184,9 +197,18 @@ impl Authenticator {
             }
         };
         let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
+        // An e-mail claim that is not a plausible address is ignored, not an auth failure:
+        // it only matters for escalation.
+        let email = claims
+            .get(&self.email_claim)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|e| e.len() <= 254 && e.contains('@') && !e.chars().any(char::is_control))
+            .map(str::to_string);
         Ok(Principal {
             user,
             groups,
+            email,
             expires_at: Utc.timestamp_opt(exp, 0).single().unwrap_or_else(Utc::now),
         })
     }

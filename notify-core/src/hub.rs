@@ -12,6 +12,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
 
 use crate::model::{Audience, Push};
+use crate::prefs::MuteRegistry;
 use crate::store::Reader;
 
 pub use crate::pending::PendingPushes;
@@ -232,10 +233,13 @@ pub trait SessionHub: Send + Sync + 'static {
 /// Every index entry knows its position (its "slot"), so unregistering is O(1) per index
 /// (`swap_remove`, then the moved session's slot is updated) however many sessions share a
 /// group; a mass disconnect holds the write lock only briefly per session.
+///
+/// With a [`MuteRegistry`] it skips sessions whose user muted the type.
 #[derive(Debug, Default)]
 pub struct LocalHub {
     next_id: AtomicU64,
     inner: RwLock<HubInner>,
+    mutes: Option<Arc<MuteRegistry>>,
 }
 
 #[derive(Debug, Default)]
@@ -259,6 +263,12 @@ impl LocalHub {
     /// An empty hub.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Leaves out the sessions of users who muted a push's type (contract section 5a).
+    pub fn with_mutes(mut self, mutes: Arc<MuteRegistry>) -> Self {
+        self.mutes = Some(mutes);
+        self
     }
 }
 
@@ -324,6 +334,9 @@ impl HubInner {
 impl SessionHub for LocalHub {
     fn register(&self, reader: &Reader, sender: SessionSender) -> SessionId {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(mutes) = &self.mutes {
+            mutes.touch(&reader.user);
+        }
         let mut slots = Vec::with_capacity(1 + reader.groups.len());
         let mut inner = self.inner.write();
         slots.push(add_to(&mut inner.by_user, &reader.user, id));
@@ -362,7 +375,18 @@ impl SessionHub for LocalHub {
 
     fn deliver(&self, push: &Arc<Push>) -> usize {
         let inner = self.inner.read();
-        let offer = |id: &SessionId| inner.sessions.get(id).is_some_and(|e| e.sender.offer(push));
+        let kind = push.notification.notification_type.as_str();
+        let wanted = |e: &Entry| {
+            self.mutes
+                .as_ref()
+                .is_none_or(|m| !m.is_muted(&e.reader.user, kind))
+        };
+        let offer = |id: &SessionId| {
+            inner
+                .sessions
+                .get(id)
+                .is_some_and(|e| wanted(e) && e.sender.offer(push))
+        };
         match &push.notification.audience {
             Audience::User(u) => inner
                 .by_user
@@ -375,7 +399,7 @@ impl SessionHub for LocalHub {
             Audience::Broadcast => inner
                 .sessions
                 .values()
-                .filter(|e| e.sender.offer(push))
+                .filter(|e| wanted(e) && e.sender.offer(push))
                 .count(),
         }
     }

@@ -88,9 +88,11 @@ pub async fn list(
     reader: &Reader,
     query: &ListQuery,
 ) -> Result<InboxPage> {
+    let muted = service.mutes.muted(&reader.user).await?;
+    let store = service.store.as_ref();
     let (items, unread_count) = tokio::try_join!(
-        service.store.list(reader, query),
-        service.store.unread_count(reader)
+        crate::prefs::muted_inbox::list(store, reader, query, &muted),
+        crate::prefs::muted_inbox::unread_count(store, reader, &muted)
     )?;
     let next_cursor = (items.len() == query.limit)
         .then(|| items.last().map(|i| i.notification.cursor()))
@@ -102,9 +104,10 @@ pub async fn list(
     })
 }
 
-/// The reader's unread count.
+/// The reader's unread count (muted types left out).
 pub async fn unread_count(service: &NotifyService, reader: &Reader) -> Result<u64> {
-    service.store.unread_count(reader).await
+    let muted = service.mutes.muted(&reader.user).await?;
+    crate::prefs::muted_inbox::unread_count(service.store.as_ref(), reader, &muted).await
 }
 
 /// Marks one notification read; [`Error::NotFound`] if the reader cannot see it.
@@ -222,6 +225,7 @@ pub async fn resume_backlog_bounded(
     // Snapshot the unstored pushes first: whatever leaves this set before the store read
     // below is in the store by then.
     let pending = service.pending.visible_to(reader);
+    let muted = service.mutes.muted(&reader.user).await?;
     let overlap = service.config.resume_overlap.as_micros() as i64;
     let from = if overlap > 0 {
         Cursor {
@@ -256,6 +260,9 @@ pub async fn resume_backlog_bounded(
     let mut seen: HashSet<String> = HashSet::with_capacity(stored.len());
     let mut out: Vec<ResumeItem> = Vec::with_capacity(stored.len() + pending.len());
     for item in stored {
+        if muted.matches(&item.notification.notification_type) {
+            continue;
+        }
         seen.insert(item.notification.id.clone());
         out.push(ResumeItem {
             id: item.notification.id.clone(),
@@ -271,7 +278,7 @@ pub async fn resume_backlog_bounded(
     }
     for push in pending {
         let n = &push.notification;
-        if n.cursor() > from && !seen.contains(&n.id) {
+        if n.cursor() > from && !seen.contains(&n.id) && !muted.matches(&n.notification_type) {
             out.push(ResumeItem {
                 id: n.id.clone(),
                 cursor: n.cursor().to_string(),

@@ -558,6 +558,20 @@ async fn write_with_retry(
         if result.is_err() {
             metrics::store_write_failed();
         }
+        // Escalations are scheduled before the events are acknowledged, so a crash between
+        // the two redelivers them and schedules again (idempotently). A store outage here
+        // retries the whole write (the insert is idempotent too).
+        let result = match result {
+            Ok(outcome) => match crate::escalation::schedule(service, notifications).await {
+                Err(e) if e.is_transient() => Err(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, "escalations could not be scheduled");
+                    Ok(outcome)
+                }
+                Ok(_) => Ok(outcome),
+            },
+            Err(e) => Err(e),
+        };
         match result {
             Ok(outcome) => {
                 ::metrics::counter!(metrics::NOTIFICATIONS_STORED_TOTAL)

@@ -10,6 +10,7 @@ use crate::auth::Authenticator;
 use crate::hub::{LocalHub, PendingPushes, SessionHub};
 use crate::limits::{Limits, LimitsConfig};
 use crate::model::SeqClock;
+use crate::prefs::{ContactCache, MemoryPreferences, MuteRegistry, PreferenceStore};
 use crate::rules::Rules;
 use crate::source::{EventSink, EventSource};
 use crate::store::NotificationStore;
@@ -113,6 +114,10 @@ pub struct NotifyService {
     pub(crate) config: ServiceConfig,
     pub(crate) limits: Limits,
     pub(crate) tracing: Tracing,
+    pub(crate) prefs: Arc<dyn PreferenceStore>,
+    pub(crate) mutes: Arc<MuteRegistry>,
+    pub(crate) contacts: ContactCache,
+    pub(crate) escalation: bool,
     shutdown: watch::Sender<bool>,
 }
 
@@ -135,6 +140,8 @@ pub struct NotifyServiceBuilder {
     rules: Rules,
     config: ServiceConfig,
     tracing: Tracing,
+    prefs: Option<Arc<dyn PreferenceStore>>,
+    escalation: bool,
 }
 
 impl std::fmt::Debug for NotifyServiceBuilder {
@@ -146,6 +153,20 @@ impl std::fmt::Debug for NotifyServiceBuilder {
 }
 
 impl NotifyServiceBuilder {
+    /// Where preferences and the escalation schedule live (default: in memory).
+    pub fn preferences(mut self, store: Arc<dyn PreferenceStore>) -> Self {
+        self.prefs = Some(store);
+        self
+    }
+
+    /// Schedule escalations when notifications are stored (set it when an
+    /// [`crate::escalation::Escalator`] with at least one channel runs against the same
+    /// preference store, on this or another instance).
+    pub fn escalation(mut self, on: bool) -> Self {
+        self.escalation = on;
+        self
+    }
+
     /// Uses another hub than the [`LocalHub`].
     pub fn hub(mut self, hub: Arc<dyn SessionHub>) -> Self {
         self.hub = Some(hub);
@@ -190,9 +211,18 @@ impl NotifyServiceBuilder {
         // The cap is exported so that alerts can compare the sessions gauge with it.
         crate::metrics::set_max_connections(self.config.limits.max_connections);
         let (shutdown, _) = watch::channel(false);
+        let prefs = self
+            .prefs
+            .unwrap_or_else(|| Arc::new(MemoryPreferences::new()));
+        let mutes = Arc::new(MuteRegistry::new(
+            prefs.clone(),
+            crate::prefs::DEFAULT_REFRESH,
+        ));
         Arc::new(NotifyService {
             store: self.store,
-            hub: self.hub.unwrap_or_else(|| Arc::new(LocalHub::new())),
+            hub: self
+                .hub
+                .unwrap_or_else(|| Arc::new(LocalHub::new().with_mutes(mutes.clone()))),
             sink: self.sink,
             source: self.source,
             auth: self.auth,
@@ -202,6 +232,10 @@ impl NotifyServiceBuilder {
             limits: Limits::new(self.config.limits),
             config: self.config,
             tracing: self.tracing,
+            prefs,
+            mutes,
+            contacts: ContactCache::new(),
+            escalation: self.escalation,
             shutdown,
         })
     }
@@ -223,7 +257,29 @@ impl NotifyService {
             rules: Rules::empty(),
             config: ServiceConfig::default(),
             tracing: Tracing::default(),
+            prefs: None,
+            escalation: false,
         }
+    }
+
+    /// The preference store.
+    pub fn preferences(&self) -> &Arc<dyn PreferenceStore> {
+        &self.prefs
+    }
+
+    /// Muted types cached for pushes and the inbox.
+    pub fn mutes(&self) -> &Arc<MuteRegistry> {
+        &self.mutes
+    }
+
+    /// Contacts this process last remembered.
+    pub fn contacts(&self) -> &ContactCache {
+        &self.contacts
+    }
+
+    /// True when stored notifications are scheduled for escalation.
+    pub fn escalation_enabled(&self) -> bool {
+        self.escalation
     }
 
     /// The store.

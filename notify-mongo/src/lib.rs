@@ -2,7 +2,9 @@
 
 mod codec;
 mod errors;
+mod prefs;
 mod store;
 
 pub use mongodb;
+pub use prefs::{MongoPreferences, ESCALATIONS, PROFILES};
 pub use store::{MongoOptions, MongoStore, NOTIFICATIONS, READS, READ_MARKS};

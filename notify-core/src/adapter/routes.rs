@@ -12,6 +12,7 @@ pub const ROUTES: &[&str] = &[
     "/api/notifications/read-all",
     "/api/notifications/{id}/read",
     "/api/events",
+    "/api/preferences",
     "/api/stream",
     "/health/live",
     "/health/ready",

@@ -1,7 +1,9 @@
 //! Conformance suites (feature `testkit`): one for any [`crate::NotificationStore`], one for
+//! any [`crate::PreferenceStore`], one for
 //! any [`crate::EventSource`], and one for any HTTP transport (a scenario suite that drives
 //! a running server through a real WebSocket STOMP client and REST).
 
+pub mod prefs;
 pub mod source;
 pub mod store;
 pub mod transport;
