@@ -63,6 +63,9 @@ echo "NOTIFY_TEST_KAFKA=$NOTIFY_TEST_KAFKA NOTIFY_TEST_MONGO=$NOTIFY_TEST_MONGO"
 step "Rust tests (unit, conformance, Kafka and MongoDB adapters)"
 cargo test --workspace --all-features -- --test-threads=2
 
+step "escalation suite (mailpit SMTP/SMTPS, signed webhook, FerretDB)"
+bash scripts/test-escalation.sh
+
 step "build the example server (release; the Dockerfile runs the same script)"
 NOTIFY_E2E_SERVER=$(bash scripts/build-server.sh)
 export NOTIFY_E2E_SERVER

@@ -77,10 +77,8 @@ impl MongoPreferences {
                 (&me.escalations, doc! {"state": 1, "due": 1}, "state_due"),
                 (&me.escalations, doc! {"user": 1, "kind": 1}, "user_kind"),
             ] {
-                let existing: Vec<String> = match coll.list_index_names().await {
-                    Ok(v) => v,
-                    Err(_) => Vec::new(),
-                };
+                // A collection that does not exist yet has no indexes (and lists none).
+                let existing: Vec<String> = coll.list_index_names().await.unwrap_or_default();
                 if existing.iter().any(|n| n == name) {
                     continue;
                 }

@@ -199,7 +199,7 @@ impl PreferenceStore for MemoryPreferences {
         let Some(entry) = inner.escalations.get_mut(id) else {
             return Ok(());
         };
-        if entry.done || !entry.lease.as_ref().is_some_and(|(o, _)| o == owner) {
+        if entry.done || entry.lease.as_ref().is_none_or(|(o, _)| o != owner) {
             return Ok(());
         }
         entry.lease = None;

@@ -112,6 +112,12 @@ pub async fn run_session<I, O>(
     } = started;
     let reader = principal.reader();
     let expires_at = principal.expires_at;
+    // Escalation e-mails go to the address of the user's last connection; muted types are
+    // loaded before the session can receive its first push.
+    crate::prefs::rest::remember(&service, &principal).await;
+    if let Err(e) = service.mutes().muted(&reader.user).await {
+        tracing::debug!(user = %reader.user, error = %e, "muted types not loaded yet");
+    }
     // Nothing of the handshake is needed from here on: free it now rather than keeping it
     // in the session's future for the whole session.
     drop((connect, handshake, principal));
