@@ -375,7 +375,9 @@ impl Config {
             .enable_all()
             .build()
             .map_err(Error::internal)?
-            .block_on(async { crate::escalation::Escalation::from_args(&args.escalation, listen) })?;
+            .block_on(async {
+                crate::escalation::Escalation::from_args(&args.escalation, listen)
+            })?;
         Ok(Config {
             escalation: args.escalation.clone(),
             listen,

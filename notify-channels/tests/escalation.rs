@@ -12,9 +12,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::body::Bytes as Body;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use axum::body::Bytes as Body;
 use chrono::{Timelike, Utc};
 use notify_channels::{
     signature, EmailChannel, Lang, MemoryDeadLetters, SmtpSettings, WebhookChannel, WebhookConfig,
@@ -247,7 +247,8 @@ where
 }
 
 async fn stored(store: &dyn NotificationStore, user: &str, groups: &[&str], n: usize) -> bool {
-    let reader = notify_core::store::Reader::new(user, groups.iter().map(|g| g.to_string()).collect());
+    let reader =
+        notify_core::store::Reader::new(user, groups.iter().map(|g| g.to_string()).collect());
     store
         .list(
             &reader,
@@ -272,8 +273,18 @@ async fn memory_two_instances_read_cancels_priority_and_mutes() {
     let (receiver, hook) = start_receiver().await;
     let store: Arc<dyn NotificationStore> = Arc::new(MemoryStore::new());
     let prefs: Arc<dyn PreferenceStore> = Arc::new(MemoryPreferences::new());
-    let a = instance(store.clone(), prefs.clone(), Some(channels(&smtp, &hook)), "a");
-    let b = instance(store.clone(), prefs.clone(), Some(channels(&smtp, &hook)), "b");
+    let a = instance(
+        store.clone(),
+        prefs.clone(),
+        Some(channels(&smtp, &hook)),
+        "a",
+    );
+    let b = instance(
+        store.clone(),
+        prefs.clone(),
+        Some(channels(&smtp, &hook)),
+        "b",
+    );
 
     let user = unique("ann");
     let group = unique("ops");
@@ -288,19 +299,41 @@ async fn memory_two_instances_read_cancels_priority_and_mutes() {
     .await;
     // Escalated: 4 personal high/normal ones and one for the user's group.
     for i in 0..4 {
-        a.publish(event(&format!("{user}-e{i}"), &user, "purchase.approved", "high"))
-            .await;
+        a.publish(event(
+            &format!("{user}-e{i}"),
+            &user,
+            "purchase.approved",
+            "high",
+        ))
+        .await;
     }
-    a.publish(json!({"id": format!("{user}-g"), "type": "purchase.requested", "priority": "high",
-        "recipients": {"groups": [group]}, "title": "group title", "message": "group message"}))
-        .await;
+    a.publish(
+        json!({"id": format!("{user}-g"), "type": "purchase.requested", "priority": "high",
+        "recipients": {"groups": [group]}, "title": "group title", "message": "group message"}),
+    )
+    .await;
     // Not escalated: read first, below min_priority, muted.
-    a.publish(event(&format!("{user}-read"), &user, "purchase.approved", "high"))
-        .await;
-    a.publish(event(&format!("{user}-low"), &user, "purchase.approved", "low"))
-        .await;
-    a.publish(event(&format!("{user}-mkt"), &user, "marketing.spring", "high"))
-        .await;
+    a.publish(event(
+        &format!("{user}-read"),
+        &user,
+        "purchase.approved",
+        "high",
+    ))
+    .await;
+    a.publish(event(
+        &format!("{user}-low"),
+        &user,
+        "purchase.approved",
+        "low",
+    ))
+    .await;
+    a.publish(event(
+        &format!("{user}-mkt"),
+        &user,
+        "marketing.spring",
+        "high",
+    ))
+    .await;
     eventually("stored", Duration::from_secs(5), || {
         stored(store.as_ref(), &user, &[&group], 8)
     })
@@ -322,9 +355,11 @@ async fn memory_two_instances_read_cancels_priority_and_mutes() {
     assert_eq!(page.items.len(), 7, "the marketing one is not listed");
     assert_eq!(page.unread_count, 6, "7 visible, 1 read");
 
-    eventually("5 e-mails and 5 webhooks", Duration::from_secs(20), || async {
-        mails_to(&api, &email).await.len() >= 5 && receiver.for_user(&user).len() >= 5
-    })
+    eventually(
+        "5 e-mails and 5 webhooks",
+        Duration::from_secs(20),
+        || async { mails_to(&api, &email).await.len() >= 5 && receiver.for_user(&user).len() >= 5 },
+    )
     .await;
     // Give a duplicate the chance to show up.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -334,11 +369,20 @@ async fn memory_two_instances_read_cancels_priority_and_mutes() {
         .map(|m| m["Subject"].as_str().unwrap_or("").to_string())
         .collect();
     subjects.sort();
-    assert_eq!(subjects.len(), 5, "each escalation e-mailed once: {subjects:?}");
+    assert_eq!(
+        subjects.len(),
+        5,
+        "each escalation e-mailed once: {subjects:?}"
+    );
     subjects.dedup();
     assert_eq!(subjects.len(), 5, "no duplicates: {subjects:?}");
-    assert!(subjects.iter().all(|s| s.starts_with("[읽지 않은 알림]")), "{subjects:?}");
-    assert!(!subjects.iter().any(|s| s.contains("-read") || s.contains("-low") || s.contains("-mkt")));
+    assert!(
+        subjects.iter().all(|s| s.starts_with("[읽지 않은 알림]")),
+        "{subjects:?}"
+    );
+    assert!(!subjects
+        .iter()
+        .any(|s| s.contains("-read") || s.contains("-low") || s.contains("-mkt")));
     let hooks = receiver.for_user(&user);
     assert_eq!(hooks.len(), 5, "each escalation POSTed once");
     let mut keys: Vec<&String> = hooks.iter().map(|(k, _)| k).collect();
@@ -376,7 +420,12 @@ async fn memory_quiet_hours_defer_and_digest() {
     let (receiver, hook) = start_receiver().await;
     let store: Arc<dyn NotificationStore> = Arc::new(MemoryStore::new());
     let prefs: Arc<dyn PreferenceStore> = Arc::new(MemoryPreferences::new());
-    let a = instance(store.clone(), prefs.clone(), Some(channels(&smtp, &hook)), "a");
+    let a = instance(
+        store.clone(),
+        prefs.clone(),
+        Some(channels(&smtp, &hook)),
+        "a",
+    );
 
     // Quiet now (UTC): from an hour ago to an hour ahead.
     let now = Utc::now();
@@ -391,8 +440,13 @@ async fn memory_quiet_hours_defer_and_digest() {
                "email": {"enabled": true, "min_priority": "low", "after_s": 0}}),
     )
     .await;
-    a.publish(event(&format!("{quiet_user}-q"), &quiet_user, "x.y", "high"))
-        .await;
+    a.publish(event(
+        &format!("{quiet_user}-q"),
+        &quiet_user,
+        "x.y",
+        "high",
+    ))
+    .await;
 
     // Digest: one user, two unread, the digest made due now.
     let digest_user = unique("digest");
@@ -404,8 +458,13 @@ async fn memory_quiet_hours_defer_and_digest() {
     )
     .await;
     for i in 0..2 {
-        a.publish(event(&format!("{digest_user}-{i}"), &digest_user, "x.y", "normal"))
-            .await;
+        a.publish(event(
+            &format!("{digest_user}-{i}"),
+            &digest_user,
+            "x.y",
+            "normal",
+        ))
+        .await;
     }
     eventually("stored", Duration::from_secs(5), || {
         stored(store.as_ref(), &digest_user, &[], 2)
@@ -425,7 +484,8 @@ async fn memory_quiet_hours_defer_and_digest() {
         .await
         .unwrap();
     eventually("the digest", Duration::from_secs(15), || async {
-        !mails_to(&api, &digest_mail).await.is_empty() && !receiver.for_user(&digest_user).is_empty()
+        !mails_to(&api, &digest_mail).await.is_empty()
+            && !receiver.for_user(&digest_user).is_empty()
     })
     .await;
     let mails = mails_to(&api, &digest_mail).await;
@@ -439,9 +499,16 @@ async fn memory_quiet_hours_defer_and_digest() {
     // The quiet user's escalation waits for the end of the quiet hours; the next digest
     // is scheduled.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert!(mails_to(&api, &quiet_mail).await.is_empty(), "nothing in quiet hours");
+    assert!(
+        mails_to(&api, &quiet_mail).await.is_empty(),
+        "nothing in quiet hours"
+    );
     assert!(receiver.for_user(&quiet_user).is_empty());
-    assert_eq!(prefs.pending_escalations().await.unwrap(), 2, "deferred + tomorrow's digest");
+    assert_eq!(
+        prefs.pending_escalations().await.unwrap(),
+        2,
+        "deferred + tomorrow's digest"
+    );
     a.stop().await;
 }
 
@@ -462,7 +529,9 @@ async fn mongo_restart_and_two_instances_send_once_over_smtps() {
     let (receiver, hook) = start_receiver().await;
     let db = unique("nt_esc").replace('-', "_");
     let connect = || async {
-        let store = notify_mongo::MongoStore::connect(&mongo, &db).await.unwrap();
+        let store = notify_mongo::MongoStore::connect(&mongo, &db)
+            .await
+            .unwrap();
         let prefs = notify_mongo::MongoPreferences::new(&store).await.unwrap();
         (
             Arc::new(store) as Arc<dyn NotificationStore>,
@@ -472,7 +541,12 @@ async fn mongo_restart_and_two_instances_send_once_over_smtps() {
 
     // Instance A stores and schedules, then stops before anything is due.
     let (store, prefs) = connect().await;
-    let a = instance(store.clone(), prefs.clone(), Some(channels(&smtp, &hook)), "a");
+    let a = instance(
+        store.clone(),
+        prefs.clone(),
+        Some(channels(&smtp, &hook)),
+        "a",
+    );
     let user = unique("mia");
     let email = format!("{user}@example.com");
     set_prefs(
@@ -482,8 +556,13 @@ async fn mongo_restart_and_two_instances_send_once_over_smtps() {
     )
     .await;
     for i in 0..5 {
-        a.publish(event(&format!("{user}-{i}"), &user, "purchase.approved", "high"))
-            .await;
+        a.publish(event(
+            &format!("{user}-{i}"),
+            &user,
+            "purchase.approved",
+            "high",
+        ))
+        .await;
     }
     eventually("stored and scheduled", Duration::from_secs(10), || async {
         prefs.pending_escalations().await.unwrap_or(0) == 5
@@ -497,9 +576,11 @@ async fn mongo_restart_and_two_instances_send_once_over_smtps() {
     let (store2, prefs2) = connect().await;
     let b1 = instance(store1, prefs1.clone(), Some(channels(&smtp, &hook)), "b1");
     let b2 = instance(store2, prefs2, Some(channels(&smtp, &hook)), "b2");
-    eventually("5 e-mails and 5 webhooks", Duration::from_secs(30), || async {
-        mails_to(&api, &email).await.len() >= 5 && receiver.for_user(&user).len() >= 5
-    })
+    eventually(
+        "5 e-mails and 5 webhooks",
+        Duration::from_secs(30),
+        || async { mails_to(&api, &email).await.len() >= 5 && receiver.for_user(&user).len() >= 5 },
+    )
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mails = mails_to(&api, &email).await;
@@ -516,6 +597,8 @@ async fn mongo_restart_and_two_instances_send_once_over_smtps() {
     assert_eq!(prefs1.pending_escalations().await.unwrap(), 0);
     b1.stop().await;
     b2.stop().await;
-    let client = notify_mongo::mongodb::Client::with_uri_str(&mongo).await.unwrap();
+    let client = notify_mongo::mongodb::Client::with_uri_str(&mongo)
+        .await
+        .unwrap();
     let _ = client.database(&db).drop().await;
 }

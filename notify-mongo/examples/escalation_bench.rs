@@ -139,10 +139,7 @@ async fn run(name: &str, prefs: Arc<dyn PreferenceStore>, users: usize) {
 async fn main() {
     let mut args = std::env::args().skip(1);
     let uri = args.next().filter(|a| a.starts_with("mongodb"));
-    let users: usize = args
-        .next()
-        .and_then(|u| u.parse().ok())
-        .unwrap_or(10_000);
+    let users: usize = args.next().and_then(|u| u.parse().ok()).unwrap_or(10_000);
     run("memory", Arc::new(MemoryPreferences::new()), users).await;
     if let Some(uri) = uri {
         let db = format!("nt_escbench_{}", std::process::id());

@@ -140,7 +140,11 @@ pub async fn schedule_is_idempotent(store: Arc<dyn PreferenceStore>) {
     let a = unread("ann", "e1", t(10));
     let b = unread("ann", "e2", t(20));
     assert_eq!(store.schedule(&[a.clone(), b.clone()]).await.unwrap(), 2);
-    assert_eq!(store.schedule(std::slice::from_ref(&a)).await.unwrap(), 0, "duplicate");
+    assert_eq!(
+        store.schedule(std::slice::from_ref(&a)).await.unwrap(),
+        0,
+        "duplicate"
+    );
     assert_eq!(store.pending_escalations().await.unwrap(), 2);
     let due = store.claim_due(t(15), "i1", LEASE, 10).await.unwrap();
     assert_eq!(due.len(), 1, "only what is due");
