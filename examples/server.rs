@@ -16,6 +16,8 @@ mod config_file;
 mod deferred;
 #[path = "server/demo.rs"]
 mod demo;
+#[path = "server/escalation.rs"]
+mod escalation;
 #[path = "server/json_log.rs"]
 mod json_log;
 #[path = "server/logging.rs"]
@@ -24,8 +26,6 @@ mod logging;
 mod readiness;
 #[path = "server/traces.rs"]
 mod traces;
-#[path = "server/escalation.rs"]
-mod escalation;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use notify_core::pipeline::spawn_retention_sweeper;
 use notify_core::{
-    Error, EventSink, EventSource, MemoryPreferences, MemorySource, MemoryStore, NotificationStore,
+    EventSink, EventSource, MemoryPreferences, MemorySource, MemoryStore, NotificationStore,
     NotifyService, Pipeline, PipelineHandle, PreferenceStore, Result,
 };
 use notify_kafka::{Kafka, KafkaConfig, KafkaRunning};
 
 use crate::config::Config;
-use crate::deferred::DeferredStore;
+use crate::deferred::{DeferredPreferences, DeferredStore};
 use crate::readiness::spawn_readiness_log;
 
 enum Events {
@@ -46,17 +46,29 @@ enum Stage {
 
 /// The MongoDB store, connected in the background: a bad URI or database name stops
 /// start-up (naming the variable); an unreachable server does not.
-async fn connect_mongo(uri: &str, config: &Config) -> Result<Arc<DeferredStore>> {
+async fn connect_mongo(
+    uri: &str,
+    config: &Config,
+) -> Result<(Arc<DeferredStore>, Arc<DeferredPreferences>)> {
     let options = notify_mongo::MongoOptions {
         retention: Some(config.service.retention),
         ..notify_mongo::MongoOptions::default()
     };
     let (uri, db) = (uri.to_string(), config.mongo_db.clone());
-    DeferredStore::connect("mongodb", Duration::from_secs(1), move || {
+    let prefs = Arc::new(DeferredPreferences::default());
+    let target = prefs.clone();
+    let store = DeferredStore::connect("mongodb", Duration::from_secs(1), move || {
         let (uri, db, options) = (uri.clone(), db.clone(), options.clone());
-        async move { notify_mongo::MongoStore::connect_with(&uri, &db, options).await }
+        let target = target.clone();
+        async move {
+            let store = notify_mongo::MongoStore::connect_with(&uri, &db, options).await?;
+            // The preferences share the store's database; both become usable together.
+            target.set(Arc::new(notify_mongo::MongoPreferences::new(&store).await?));
+            Ok(store)
+        }
     })
-    .await
+    .await?;
+    Ok((store, prefs))
 }
 
 /// The Kafka clients; the brokers may be down (the fan-out and the storing consumer start
@@ -79,9 +91,8 @@ impl Backends {
         let (store, prefs, store_name): (Arc<dyn NotificationStore>, Arc<dyn PreferenceStore>, _) =
             match &config.mongo_uri {
                 Some(uri) => {
-                    let mongo = connect_mongo(uri, config).await?;
-                    let prefs = notify_mongo::MongoPreferences::new(&mongo).await?;
-                    (Arc::new(mongo), Arc::new(prefs), "mongodb")
+                    let (store, prefs) = connect_mongo(uri, config).await?;
+                    (store, prefs, "mongodb")
                 }
                 None => (
                     Arc::new(MemoryStore::new()),

@@ -7,8 +7,9 @@ use std::sync::{Arc, OnceLock};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use notify_core::backoff::Backoff;
+use notify_core::prefs::{Contact, Escalation, Finish, PreferenceStore, Profile};
 use notify_core::store::{InsertOutcome, ListQuery, NotificationStore, Reader};
-use notify_core::{Error, InboxItem, Notification, Result};
+use notify_core::{Error, InboxItem, Notification, Preferences, Result};
 
 /// Answers [`Error::Unavailable`] until the real store is connected, then passes through.
 #[derive(Default)]
@@ -112,5 +113,101 @@ impl NotificationStore for DeferredStore {
 
     async fn ping(&self) -> Result<()> {
         self.get()?.ping().await
+    }
+}
+
+/// The preference store beside a [`DeferredStore`]: answers [`Error::Unavailable`] until the
+/// store's background connection has also set up the preferences, then passes through.
+#[derive(Default)]
+pub(crate) struct DeferredPreferences {
+    inner: OnceLock<Arc<dyn PreferenceStore>>,
+}
+
+impl DeferredPreferences {
+    /// Installs the connected preference store (once; later calls change nothing).
+    pub(crate) fn set(&self, prefs: Arc<dyn PreferenceStore>) {
+        let _ = self.inner.set(prefs);
+    }
+
+    fn get(&self) -> Result<&Arc<dyn PreferenceStore>> {
+        self.inner.get().ok_or_else(|| Error::Unavailable {
+            component: "store",
+            message: "not connected yet (retrying)".into(),
+            source: None,
+        })
+    }
+}
+
+#[async_trait]
+impl PreferenceStore for DeferredPreferences {
+    async fn get(&self, user: &str) -> Result<Option<Preferences>> {
+        DeferredPreferences::get(self)?.get(user).await
+    }
+
+    async fn put(&self, user: &str, prefs: &Preferences) -> Result<()> {
+        DeferredPreferences::get(self)?.put(user, prefs).await
+    }
+
+    async fn remember(&self, user: &str, contact: &Contact) -> Result<()> {
+        DeferredPreferences::get(self)?
+            .remember(user, contact)
+            .await
+    }
+
+    async fn profile(&self, user: &str) -> Result<Profile> {
+        DeferredPreferences::get(self)?.profile(user).await
+    }
+
+    async fn profiles(
+        &self,
+        users: &[String],
+        groups: &[String],
+        everyone: bool,
+    ) -> Result<Vec<Profile>> {
+        DeferredPreferences::get(self)?
+            .profiles(users, groups, everyone)
+            .await
+    }
+
+    async fn schedule(&self, escalations: &[Escalation]) -> Result<usize> {
+        DeferredPreferences::get(self)?.schedule(escalations).await
+    }
+
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        owner: &str,
+        lease: std::time::Duration,
+        limit: usize,
+    ) -> Result<Vec<Escalation>> {
+        DeferredPreferences::get(self)?
+            .claim_due(now, owner, lease, limit)
+            .await
+    }
+
+    async fn attempt(&self, id: &str, owner: &str, channel: &str) -> Result<bool> {
+        DeferredPreferences::get(self)?
+            .attempt(id, owner, channel)
+            .await
+    }
+
+    async fn finish(&self, id: &str, owner: &str, how: Finish) -> Result<()> {
+        DeferredPreferences::get(self)?.finish(id, owner, how).await
+    }
+
+    async fn set_digest(&self, user: &str, digest: Option<Escalation>) -> Result<()> {
+        DeferredPreferences::get(self)?
+            .set_digest(user, digest)
+            .await
+    }
+
+    async fn purge_escalations(&self, before: DateTime<Utc>) -> Result<u64> {
+        DeferredPreferences::get(self)?
+            .purge_escalations(before)
+            .await
+    }
+
+    async fn pending_escalations(&self) -> Result<u64> {
+        DeferredPreferences::get(self)?.pending_escalations().await
     }
 }

@@ -15,7 +15,7 @@ use notify_core::{Error, NotifyService, Result};
 
 /// Escalation flags; each falls back to its environment variable.
 #[derive(Debug, Clone, Args)]
-pub struct EscalationArgs {
+pub(crate) struct EscalationArgs {
     /// SMTP server for e-mail escalation and digests (`smtp://host:port`,
     /// `smtps://user:pass@host`; `?tls=required` forces STARTTLS).
     #[arg(long, env = "NOTIFY_SMTP_URL", hide_env_values = true)]
@@ -71,7 +71,7 @@ fn parse_poll(s: &str) -> Result<Duration> {
 }
 
 /// The validated escalation setup: the channels, and the worker's tuning.
-pub struct Escalation {
+pub(crate) struct Escalation {
     channels: Vec<Arc<dyn Channel>>,
     poll: Duration,
     /// The token claim with the e-mail address.
@@ -80,7 +80,7 @@ pub struct Escalation {
 
 impl Escalation {
     /// Validates the flags; errors name the variable. `listen` is the default public URL.
-    pub fn from_args(args: &EscalationArgs, listen: std::net::SocketAddr) -> Result<Self> {
+    pub(crate) fn from_args(args: &EscalationArgs, listen: std::net::SocketAddr) -> Result<Self> {
         let mut channels: Vec<Arc<dyn Channel>> = Vec::new();
         let lang = Lang::parse(args.email_lang.trim())
             .ok_or_else(|| Error::config("NOTIFY_EMAIL_LANG", "must be en or ko"))?;
@@ -142,17 +142,21 @@ impl Escalation {
     }
 
     /// True when at least one channel is configured.
-    pub fn enabled(&self) -> bool {
+    pub(crate) fn enabled(&self) -> bool {
         !self.channels.is_empty()
     }
 
     /// The channel names, for the start-up log.
-    pub fn names(&self) -> Vec<String> {
+    pub(crate) fn names(&self) -> Vec<String> {
         self.channels.iter().map(|c| c.name().to_string()).collect()
     }
 
     /// Starts the worker (when any channel is configured).
-    pub fn spawn(&self, service: Arc<NotifyService>, instance: String) -> Option<EscalatorHandle> {
+    pub(crate) fn spawn(
+        &self,
+        service: Arc<NotifyService>,
+        instance: String,
+    ) -> Option<EscalatorHandle> {
         self.enabled().then(|| {
             Escalator::new(
                 service,

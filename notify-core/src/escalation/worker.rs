@@ -284,7 +284,7 @@ impl Escalator {
 
 /// Counter of escalations by channel and result (`sent`, `failed`), and of those that
 /// ended without sending (`channel="none"`: `read`, `cancelled`, `empty`).
-pub const ESCALATIONS_TOTAL: &str = "notify_escalations_total";
+pub(crate) const ESCALATIONS_TOTAL: &str = "notify_escalations_total";
 
 fn count(kind: &'static str, result: &'static str) {
     tracing::trace!(kind, result, "escalation ended without sending");
