@@ -260,7 +260,7 @@ async fn route(service: &Arc<NotifyService>, request: Request<Bytes>) -> Result<
         "/api/preferences" => method_not_allowed("GET, PUT"),
         "/api/stream" if get => {
             let principal = principal(service, &parts.headers, query)?;
-            crate::prefs::rest::remember(service, &principal).await;
+            crate::prefs::rest::remember_in_background(service, &principal);
             let since = parts
                 .headers
                 .get("last-event-id")

@@ -225,7 +225,11 @@ pub async fn resume_backlog_bounded(
     // Snapshot the unstored pushes first: whatever leaves this set before the store read
     // below is in the store by then.
     let pending = service.pending.visible_to(reader);
-    let muted = service.mutes.muted(&reader.user).await?;
+    // Bounded like the store read below: a store outage must not fail the resume.
+    let muted = service
+        .mutes
+        .muted_within(&reader.user, FALLBACK_AFTER)
+        .await;
     let overlap = service.config.resume_overlap.as_micros() as i64;
     let from = if overlap > 0 {
         Cursor {

@@ -15,8 +15,8 @@ pub mod metrics;
 pub mod model;
 pub mod pending;
 pub mod pipeline;
-pub mod registration;
 pub mod prefs;
+pub mod registration;
 pub mod rules;
 #[cfg(feature = "server")]
 pub mod serve;

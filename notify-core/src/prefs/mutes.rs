@@ -75,6 +75,29 @@ impl MuteRegistry {
         Ok(muted)
     }
 
+    /// Like [`MuteRegistry::muted`], but never fails and waits at most `wait`: when the
+    /// store does not answer (an outage), the last cached entry stands, or "nothing muted".
+    /// Used where the store is optional (a session starting, a resume served from the
+    /// record of unstored pushes): a muted notification shown during an outage is the
+    /// lesser harm than a refused connection or a resume that misses notifications.
+    pub async fn muted_within(&self, user: &str, wait: Duration) -> MutedTypes {
+        match tokio::time::timeout(wait, self.muted(user)).await {
+            Ok(Ok(muted)) => muted,
+            failed => {
+                let error = match failed {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => format!("no answer within {wait:?}"),
+                };
+                tracing::debug!(%user, %error, "muted types not loaded; using the cached ones");
+                self.entries
+                    .read()
+                    .get(user)
+                    .map(|e| e.muted.clone())
+                    .unwrap_or_default()
+            }
+        }
+    }
+
     /// Replaces a user's entry (after a `PUT` on this instance, or a load).
     pub fn set(&self, user: &str, muted: MutedTypes) {
         self.entries.write().insert(

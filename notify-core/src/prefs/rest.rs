@@ -1,5 +1,7 @@
 //! `GET`/`PUT /api/preferences` (contract section 5a), framework-free like [`crate::api`].
 
+use std::sync::Arc;
+
 use chrono::Utc;
 use serde_json::Value;
 
@@ -61,4 +63,12 @@ pub async fn remember(service: &NotifyService, principal: &Principal) {
     {
         tracing::warn!(user = %principal.user, error = %e, "could not remember the user's contact");
     }
+}
+
+/// [`remember`] without waiting for it (a connection starting must not wait for the store,
+/// which may be down; the contact is only needed when an escalation falls due).
+pub fn remember_in_background(service: &Arc<NotifyService>, principal: &Principal) {
+    let service = service.clone();
+    let principal = principal.clone();
+    tokio::spawn(async move { remember(&service, &principal).await });
 }

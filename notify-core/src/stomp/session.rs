@@ -33,6 +33,9 @@ const BATCH_FRAMES: usize = 32;
 /// at once saves a syscall per frame in bursts; the cap bounds the message (and so
 /// tungstenite's write buffer, which is released after each write) to a few KiB.
 const BATCH_BYTES: usize = 3 * 1024;
+/// Longest a starting session waits for the user's muted types (a store outage must not
+/// hold CONNECTED back; the cached entry, or nothing muted, stands meanwhile).
+const MUTES_WAIT: Duration = Duration::from_secs(2);
 /// Most frames one WebSocket message may carry: each may cost a store read (a resume), so
 /// one message must not queue hundreds of them.
 pub const MAX_FRAMES_PER_MESSAGE: usize = 32;
@@ -114,10 +117,9 @@ pub async fn run_session<I, O>(
     let expires_at = principal.expires_at;
     // Escalation e-mails go to the address of the user's last connection; muted types are
     // loaded before the session can receive its first push.
-    crate::prefs::rest::remember(&service, &principal).await;
-    if let Err(e) = service.mutes().muted(&reader.user).await {
-        tracing::debug!(user = %reader.user, error = %e, "muted types not loaded yet");
-    }
+    // Neither waits for a store that is down: sessions start during a store outage.
+    crate::prefs::rest::remember_in_background(&service, &principal);
+    service.mutes().muted_within(&reader.user, MUTES_WAIT).await;
     // Nothing of the handshake is needed from here on: free it now rather than keeping it
     // in the session's future for the whole session.
     drop((connect, handshake, principal));
