@@ -20,6 +20,10 @@ pub(crate) struct EscalationArgs {
     /// `smtps://user:pass@host`; `?tls=required` forces STARTTLS).
     #[arg(long, env = "NOTIFY_SMTP_URL", hide_env_values = true)]
     pub smtp_url: Option<String>,
+    /// Extension: PEM file of a private CA to trust for the SMTP server's certificate
+    /// (besides the system's roots).
+    #[arg(long, env = "NOTIFY_SMTP_CA_FILE")]
+    pub smtp_ca_file: Option<PathBuf>,
     /// Sender address of escalation e-mails.
     #[arg(long, env = "NOTIFY_EMAIL_FROM")]
     pub email_from: Option<String>,
@@ -89,7 +93,16 @@ impl Escalation {
             .unwrap_or_else(|| format!("http://{listen}"));
         match (non_empty(&args.smtp_url), non_empty(&args.email_from)) {
             (Some(url), Some(from)) => {
-                let settings = SmtpSettings::parse(url)?;
+                let mut settings = SmtpSettings::parse(url)?;
+                if let Some(path) = &args.smtp_ca_file {
+                    let pem = std::fs::read(path).map_err(|e| {
+                        Error::config(
+                            "NOTIFY_SMTP_CA_FILE",
+                            format!("cannot read {}: {e}", path.display()),
+                        )
+                    })?;
+                    settings.root_pem = Some(pem);
+                }
                 channels.push(Arc::new(EmailChannel::new(
                     &settings,
                     from,

@@ -46,8 +46,9 @@ impl EmailChannel {
         let tls = || -> Result<TlsParameters> {
             let mut b = TlsParameters::builder(settings.host.clone());
             if let Some(pem) = &settings.root_pem {
-                let cert = Certificate::from_pem(pem)
-                    .map_err(|e| Error::config("NOTIFY_SMTP_URL", format!("bad CA: {e}")))?;
+                let cert = Certificate::from_pem(pem).map_err(|e| {
+                    Error::config("NOTIFY_SMTP_CA_FILE", format!("not a PEM certificate: {e}"))
+                })?;
                 b = b.add_root_certificate(cert);
             }
             b.build_rustls()

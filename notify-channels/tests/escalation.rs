@@ -518,20 +518,19 @@ async fn memory_quiet_hours_defer_and_digest() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mongo_restart_and_two_instances_send_once_over_smtps() {
-    // SMTPS (NOTIFY_TEST_SMTPS with NOTIFY_TEST_SMTP_CA) did not deliver in the first run;
-    // until that is diagnosed this case uses the plain server.
-    let (Some(mongo), Some(smtps), Some(api), ca) = (
+    let (Some(mongo), Some(smtps), Some(api), Some(ca)) = (
         env("NOTIFY_TEST_MONGO"),
-        env("NOTIFY_TEST_SMTP"),
-        env("NOTIFY_TEST_MAILPIT_API"),
-        None::<String>,
+        env("NOTIFY_TEST_SMTPS"),
+        env("NOTIFY_TEST_MAILPIT_TLS_API"),
+        env("NOTIFY_TEST_SMTP_CA"),
     ) else {
         println!("skipping: NOTIFY_TEST_MONGO / NOTIFY_TEST_SMTPS / NOTIFY_TEST_MAILPIT_TLS_API / NOTIFY_TEST_SMTP_CA not set");
         return;
     };
     let mut smtp = SmtpSettings::parse(&smtps).unwrap();
     assert!(smtp.credentials.is_some());
-    smtp.root_pem = ca.map(|ca| std::fs::read(ca).unwrap());
+    assert!(smtp.implicit_tls);
+    smtp.root_pem = Some(std::fs::read(ca).unwrap());
     let (receiver, hook) = start_receiver().await;
     let db = unique("nt_esc").replace('-', "_");
     let connect = || async {
@@ -607,4 +606,52 @@ async fn mongo_restart_and_two_instances_send_once_over_smtps() {
         .await
         .unwrap();
     let _ = client.database(&db).drop().await;
+}
+
+/// One e-mail over implicit TLS to a server whose certificate a private CA signed: sent when
+/// the CA is trusted (`root_pem`), refused (TLS error, nothing delivered) when it is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtps_with_a_private_ca() {
+    let (Some(smtps), Some(api), Some(ca)) = (
+        env("NOTIFY_TEST_SMTPS"),
+        env("NOTIFY_TEST_MAILPIT_TLS_API"),
+        env("NOTIFY_TEST_SMTP_CA"),
+    ) else {
+        println!("skipping: NOTIFY_TEST_SMTPS / NOTIFY_TEST_MAILPIT_TLS_API / NOTIFY_TEST_SMTP_CA not set");
+        return;
+    };
+    let user = unique("tls");
+    let email = format!("{user}@example.com");
+    let delivery = |key: &str| notify_core::escalation::Delivery {
+        user: user.clone(),
+        email: Some(email.clone()),
+        reason: notify_core::escalation::Reason::Digest,
+        notifications: Vec::new(),
+        tz: chrono_tz::UTC,
+        key: key.to_string(),
+    };
+    let mut smtp = SmtpSettings::parse(&smtps).unwrap();
+    assert!(smtp.implicit_tls);
+    let untrusted =
+        EmailChannel::new(&smtp, "notify@example.com", Lang::En, "https://a.example").unwrap();
+    let started = Instant::now();
+    let err = untrusted
+        .send(&delivery("untrusted"))
+        .await
+        .expect_err("a server certificate from an untrusted CA is refused");
+    println!(
+        "untrusted CA refused after {:?}: {err:?}",
+        started.elapsed()
+    );
+    smtp.root_pem = Some(std::fs::read(ca).unwrap());
+    let trusted =
+        EmailChannel::new(&smtp, "notify@example.com", Lang::En, "https://a.example").unwrap();
+    tokio::time::timeout(Duration::from_secs(20), trusted.send(&delivery("trusted")))
+        .await
+        .expect("sent within 20 s")
+        .expect("sent over SMTPS with the private CA");
+    eventually("the mail in mailpit", Duration::from_secs(10), || async {
+        mails_to(&api, &email).await.len() == 1
+    })
+    .await;
 }
