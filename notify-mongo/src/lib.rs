@@ -6,5 +6,5 @@ mod prefs;
 mod store;
 
 pub use mongodb;
-pub use prefs::{MongoPreferences, ESCALATIONS, PROFILES};
+pub use prefs::{MongoPreferences, ESCALATIONS, ESCALATION_CLAIMS, PROFILES};
 pub use store::{MongoOptions, MongoStore, NOTIFICATIONS, READS, READ_MARKS};

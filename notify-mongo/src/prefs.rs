@@ -1,15 +1,23 @@
 //! [`MongoPreferences`]: the [`PreferenceStore`] on MongoDB, beside a [`MongoStore`].
 //!
-//! Two collections:
+//! Three collections:
 //! - `profiles`: one document per user, `{_id: user, prefs: <JSON>, email_enabled, email,
 //!   groups}`; indexed on `{email_enabled: 1, groups: 1}` so scheduling finds the enabled
 //!   users of a group without a scan.
 //! - `escalations`: the due queue, `{_id: key, user, kind, notification: <JSON>, due,
 //!   state: "pending"|"done", owner, lease_until, attempted: [channel…]}`; indexed on
 //!   `{state: 1, due: 1}` so a poll reads only pending escalations that are due. Times are
-//!   microseconds since the epoch. A claim is a conditional update
-//!   (`lease_until <= now` → `owner = me`), an attempt a conditional `$push`, so two
-//!   instances never send the same escalation on the same channel.
+//!   microseconds since the epoch.
+//! - `escalation_claims`: one document per lease taken (`lease:<key>:<gen>`) and per channel
+//!   attempted (`attempt:<key>:<channel>`), `{_id, esc: key}`.
+//!
+//! Leases and attempts are decided by inserting a claim whose `_id` is unique, not by a
+//! conditional update: MongoDB applies a filtered `update_one` atomically, but FerretDB (on
+//! PostgreSQL) reads and then writes, so two instances could both "win" the same update
+//! (the conformance suite caught two owners holding the same escalations). A unique `_id`
+//! is enforced by every server. The lease claim's `gen` is the escalation's lease
+//! generation, bumped by each claim, so one lease period has exactly one holder; the
+//! attempt claim makes each (escalation, channel) sendable once, ever.
 
 use std::future::Future;
 use std::time::Duration;
@@ -33,6 +41,8 @@ use crate::store::MongoStore;
 pub const PROFILES: &str = "profiles";
 /// Collection of scheduled escalations.
 pub const ESCALATIONS: &str = "escalations";
+/// Collection of lease and attempt claims (unique `_id`s).
+pub const ESCALATION_CLAIMS: &str = "escalation_claims";
 
 /// Preferences and the escalation schedule in MongoDB (or FerretDB).
 ///
@@ -41,6 +51,7 @@ pub const ESCALATIONS: &str = "escalations";
 pub struct MongoPreferences {
     profiles: Collection<Document>,
     escalations: Collection<Document>,
+    claims: Collection<Document>,
     op_timeout: Duration,
 }
 
@@ -65,6 +76,7 @@ impl MongoPreferences {
         let me = MongoPreferences {
             profiles: db.collection(PROFILES),
             escalations: db.collection(ESCALATIONS),
+            claims: db.collection(ESCALATION_CLAIMS),
             op_timeout: Duration::from_secs(15),
         };
         me.timed("create indexes", async {
@@ -76,6 +88,7 @@ impl MongoPreferences {
                 ),
                 (&me.escalations, doc! {"state": 1, "due": 1}, "state_due"),
                 (&me.escalations, doc! {"user": 1, "kind": 1}, "user_kind"),
+                (&me.claims, doc! {"esc": 1}, "esc"),
             ] {
                 // A collection that does not exist yet has no indexes (and lists none).
                 let existing: Vec<String> = coll.list_index_names().await.unwrap_or_default();
@@ -148,6 +161,7 @@ impl MongoPreferences {
             "state": "pending",
             "owner": Bson::Null,
             "lease_until": i64::MIN,
+            "gen": 0_i64,
             "attempted": e.attempted.clone(),
         }
     }
@@ -186,6 +200,48 @@ impl MongoPreferences {
                 })
                 .unwrap_or_default(),
         })
+    }
+
+    /// Inserts the claim `key` for escalation `esc` (a lease claim carries its expiry,
+    /// `until`): `true` if this call made it, `false` if it existed (claimed first by
+    /// someone else).
+    async fn claim(&self, key: &str, esc: &str, until: Option<i64>) -> Result<bool> {
+        let mut claim = doc! {"_id": key, "esc": esc};
+        if let Some(until) = until {
+            claim.insert("until", until);
+        }
+        match self.claims.insert_one(claim).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_duplicate(&e) => Ok(false),
+            Err(e) => Err(errors::map("insert claim", e)),
+        }
+    }
+
+    /// A lease claim that expired while the escalation still shows its generation was never
+    /// followed by the owner's update (a crash between the two writes). Such an escalation
+    /// could never be claimed again (its next claim key is taken), so it is finished as
+    /// lost: at most once means a crash may lose an escalation, never repeat it.
+    async fn drop_if_orphaned(&self, key: &str, id: &str, now_us: i64) -> Result<()> {
+        let claim = self
+            .claims
+            .find_one(doc! {"_id": key})
+            .await
+            .map_err(|e| errors::map("find claim", e))?;
+        let expired = claim
+            .as_ref()
+            .and_then(|c| c.get_i64("until").ok())
+            .is_some_and(|until| until < now_us);
+        if expired {
+            tracing::warn!(escalation = %id, "lease taken by an instance that stopped before recording it; escalation dropped");
+            self.escalations
+                .update_one(
+                    doc! {"_id": id, "state": "pending"},
+                    doc! {"$set": {"state": "done", "owner": Bson::Null, "lease_until": i64::MIN}},
+                )
+                .await
+                .map_err(|e| errors::map("drop escalation", e))?;
+        }
+        Ok(())
     }
 
     async fn find(&self, filter: Document, limit: i64) -> Result<Vec<Document>> {
@@ -358,8 +414,8 @@ impl PreferenceStore for MongoPreferences {
         let now_us = micros(now);
         let until = now_us.saturating_add(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX));
         self.timed("claim escalations", async {
-            // Candidates first, then one conditional update each: only the instance whose
-            // update matched holds the lease.
+            // Candidates first, then one unique lease claim each: only the instance whose
+            // insert succeeded holds the lease (see the module docs for why not an update).
             let candidates = self
                 .find(
                     doc! {
@@ -376,19 +432,26 @@ impl PreferenceStore for MongoPreferences {
                     break;
                 }
                 let Ok(id) = d.get_str("_id") else { continue };
+                let gen = match d.get("gen") {
+                    Some(Bson::Int64(g)) => *g,
+                    Some(Bson::Int32(g)) => i64::from(*g),
+                    _ => 0,
+                };
+                let key = format!("lease:{id}:{gen}");
+                if !self.claim(&key, id, Some(until)).await? {
+                    self.drop_if_orphaned(&key, id, now_us).await?;
+                    continue;
+                }
                 let r = self
                     .escalations
                     .update_one(
-                        doc! {
-                            "_id": id,
-                            "state": "pending",
-                            "lease_until": {"$lte": now_us},
-                        },
-                        doc! {"$set": {"owner": owner, "lease_until": until}},
+                        doc! {"_id": id, "state": "pending"},
+                        doc! {"$set": {"owner": owner, "lease_until": until, "gen": gen + 1}},
                     )
                     .await
                     .map_err(|e| errors::map("claim escalation", e))?;
-                if r.modified_count == 1 {
+                // Not matched: finished meanwhile by the previous lease holder.
+                if r.matched_count == 1 {
                     out.push(Self::from_doc(&d)?);
                 }
             }
@@ -399,20 +462,25 @@ impl PreferenceStore for MongoPreferences {
 
     async fn attempt(&self, id: &str, owner: &str, channel: &str) -> Result<bool> {
         self.timed("record attempt", async {
-            let r = self
+            let held = self
                 .escalations
-                .update_one(
-                    doc! {
-                        "_id": id,
-                        "state": "pending",
-                        "owner": owner,
-                        "attempted": {"$ne": channel},
-                    },
-                    doc! {"$push": {"attempted": channel}},
-                )
+                .find_one(doc! {"_id": id, "state": "pending", "owner": owner})
+                .await
+                .map_err(|e| errors::map("find escalation", e))?
+                .is_some();
+            if !held
+                || !self
+                    .claim(&format!("attempt:{id}:{channel}"), id, None)
+                    .await?
+            {
+                return Ok(false);
+            }
+            // The claim decided it; the list is the record `claim_due` answers.
+            self.escalations
+                .update_one(doc! {"_id": id}, doc! {"$addToSet": {"attempted": channel}})
                 .await
                 .map_err(|e| errors::map("record attempt", e))?;
-            Ok(r.modified_count == 1)
+            Ok(true)
         })
         .await
     }
@@ -480,12 +548,40 @@ impl PreferenceStore for MongoPreferences {
 
     async fn purge_escalations(&self, before: DateTime<Utc>) -> Result<u64> {
         self.timed("purge escalations", async {
-            Ok(self
+            let filter = doc! {"state": "done", "due": {"$lt": micros(before)}};
+            let ids: Vec<String> = self
                 .escalations
-                .delete_many(doc! {"state": "done", "due": {"$lt": micros(before)}})
+                .find(filter.clone())
+                .projection(doc! {"_id": 1})
                 .await
-                .map_err(|e| errors::map("purge escalations", e))?
-                .deleted_count)
+                .map_err(|e| errors::map("find escalations", e))?
+                .try_collect::<Vec<Document>>()
+                .await
+                .map_err(|e| errors::map("find escalations", e))?
+                .iter()
+                .filter_map(|d| d.get_str("_id").ok().map(str::to_string))
+                .collect();
+            if ids.is_empty() {
+                return Ok(0);
+            }
+            // Claims first: a claim without its escalation is harmless, the reverse could
+            // let a re-scheduled escalation be sent again.
+            for chunk in ids.chunks(1000) {
+                self.claims
+                    .delete_many(doc! {"esc": {"$in": chunk}})
+                    .await
+                    .map_err(|e| errors::map("purge claims", e))?;
+            }
+            let mut deleted = 0;
+            for chunk in ids.chunks(1000) {
+                deleted += self
+                    .escalations
+                    .delete_many(doc! {"_id": {"$in": chunk}, "state": "done"})
+                    .await
+                    .map_err(|e| errors::map("purge escalations", e))?
+                    .deleted_count;
+            }
+            Ok(deleted)
         })
         .await
     }
