@@ -10,7 +10,9 @@
 //! - scheduling: `escalation::schedule` per stored notification (batches of 256 personal
 //!   notifications to random users; with escalation off it is not called at all);
 //! - polling: `claim_due` with 10,000 escalations pending in the future and 100 due
-//!   (shows that a poll reads the due ones, not the queue or the notifications).
+//!   (shows that a poll reads the due ones, not the queue or the notifications);
+//! - on MongoDB: the query plans of the poll and of the scheduling lookup (`explain`), and
+//!   the stored size per user profile and per escalation (`collStats`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -137,15 +139,53 @@ async fn run(name: &str, prefs: Arc<dyn PreferenceStore>, users: usize) {
 
 #[tokio::main]
 async fn main() {
-    let mut args = std::env::args().skip(1);
-    let uri = args.next().filter(|a| a.starts_with("mongodb"));
-    let users: usize = args.next().and_then(|u| u.parse().ok()).unwrap_or(10_000);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let uri = args.iter().find(|a| a.starts_with("mongodb")).cloned();
+    let users: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(10_000);
     run("memory", Arc::new(MemoryPreferences::new()), users).await;
     if let Some(uri) = uri {
         let db = format!("nt_escbench_{}", std::process::id());
         let store = MongoStore::connect(&uri, &db).await.unwrap();
         let prefs = MongoPreferences::new(&store).await.unwrap();
         run("mongodb", Arc::new(prefs), users.min(2_000)).await;
+        report_plans_and_sizes(store.database()).await;
         let _ = store.database().drop().await;
+    }
+}
+
+/// Prints how the server answers the poll and the scheduling lookup (index or scan), and
+/// the average stored document sizes.
+async fn report_plans_and_sizes(db: &notify_mongo::mongodb::Database) {
+    use notify_mongo::mongodb::bson::{doc, Document};
+    let now = Utc::now().timestamp_micros();
+    let explain = |find: Document| async move {
+        db.run_command(doc! {"explain": find, "verbosity": "queryPlanner"})
+            .await
+            .map(|d| d.get_document("queryPlanner").cloned().unwrap_or(d))
+    };
+    let poll = explain(doc! {
+        "find": notify_mongo::ESCALATIONS,
+        "filter": {"state": "pending", "due": {"$lte": now}, "lease_until": {"$lte": now}},
+        "sort": {"due": 1},
+        "limit": 200_i64,
+    })
+    .await;
+    let lookup = explain(doc! {
+        "find": notify_mongo::PROFILES,
+        "filter": {"email_enabled": true, "$or": [{"_id": {"$in": ["u1", "u2"]}}, {"groups": {"$in": ["g1"]}}]},
+    })
+    .await;
+    println!("poll plan: {poll:?}");
+    println!("scheduling lookup plan: {lookup:?}");
+    for coll in [notify_mongo::PROFILES, notify_mongo::ESCALATIONS] {
+        match db.run_command(doc! {"collStats": coll}).await {
+            Ok(s) => println!(
+                "{coll}: count {:?}, avgObjSize {:?} bytes, totalIndexSize {:?} bytes",
+                s.get("count"),
+                s.get("avgObjSize"),
+                s.get("totalIndexSize")
+            ),
+            Err(e) => println!("{coll}: collStats failed: {e}"),
+        }
     }
 }
