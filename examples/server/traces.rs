@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use notify_core::trace::{TracePropagator, TRACEPARENT, TRACESTATE};
 use notify_core::{Error, Result, TraceContext};
@@ -18,6 +19,9 @@ use tracing_subscriber::Layer;
 
 use crate::config::Args;
 use crate::logging::BoxedLayer;
+
+/// Longest wait for the receiver, per export and for the final flush at exit.
+const EXPORT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The export settings: the collector's base URL and the service name.
 #[derive(Debug, Clone)]
@@ -81,6 +85,9 @@ impl OtlpConfig {
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .with_endpoint(&self.traces_url)
+            // A receiver that does not answer must not hold the final flush past the
+            // contract's 10 s shutdown.
+            .with_timeout(EXPORT_TIMEOUT)
             .build()
             .map_err(|e| Error::config("OTEL_EXPORTER_OTLP_ENDPOINT", e.to_string()))?;
         let provider = SdkTracerProvider::builder()
@@ -131,10 +138,19 @@ impl Exporter {
         Arc::new(OtelPropagator)
     }
 
-    /// Exports what is buffered and stops (at exit).
+    /// Exports what is buffered and stops (at exit), waiting at most [`EXPORT_TIMEOUT`].
     pub(crate) fn shutdown(self) {
-        if let Err(e) = self.provider.shutdown() {
-            eprintln!("span export: final flush failed: {e}");
+        let (done, wait) = std::sync::mpsc::channel();
+        let provider = self.provider;
+        std::thread::spawn(move || {
+            let _ = done.send(provider.shutdown());
+        });
+        match wait.recv_timeout(EXPORT_TIMEOUT) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("span export: final flush failed: {e}"),
+            Err(_) => eprintln!(
+                "span export: final flush still running after {EXPORT_TIMEOUT:?}; exiting"
+            ),
         }
     }
 }

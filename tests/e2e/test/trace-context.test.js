@@ -4,12 +4,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { startServer, runExpectingExit } from '../lib/server.js';
 import { token } from '../lib/jwt.js';
 import { openStomp } from '../lib/stomp.js';
 import { openSse } from '../lib/sse.js';
 import { event, publish } from '../lib/http.js';
-import { newTraceparent } from '../lib/trace.js';
+import { newTraceparent, parseTraceparent } from '../lib/trace.js';
 import { uid, sleep, eventually } from '../lib/util.js';
 
 let server;
@@ -111,5 +112,40 @@ test('a bad OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_PROTOCOL stops sta
     const res = await runExpectingExit(env);
     assert.equal(res.code, 2, `${JSON.stringify(env)}: exit 2, got ${JSON.stringify(res)}`);
     assert.match(res.stderr, new RegExp(variable), res.stderr);
+  }
+});
+
+test('with an OTLP receiver that never answers, delivery goes on, MESSAGE continues the trace, SIGTERM exits in time', async () => {
+  // Accepts connections and never answers: the worst receiver (a refused port fails fast).
+  const sockets = [];
+  const blackhole = createServer((sock) => sockets.push(sock));
+  await new Promise((r) => blackhole.listen(0, '127.0.0.1', r));
+  const srv = await startServer({
+    name: 'trace-export-down',
+    env: { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${blackhole.address().port}`, OTEL_BSP_SCHEDULE_DELAY: '200' },
+  });
+  try {
+    const user = uid('tp');
+    const stomp = await openStomp(srv, { token: token(user), via: 'query' });
+    open.push(stomp);
+    const sub = await stomp.subscribe('/user/queue/notifications');
+    const producer = newTraceparent();
+    const ids = [uid('evt'), uid('evt'), uid('evt')];
+    for (const id of ids) {
+      await publish(srv, event(id, { users: [user] }), { headers: { traceparent: producer.traceparent } });
+    }
+    const msgs = await sub.messages.waitFor((ms) => ids.every((id) => ms.some((m) => m.body && m.body.event_id === id)));
+    for (const id of ids) {
+      const tp = parseTraceparent(msgs.find((m) => m.body.event_id === id).headers.traceparent);
+      assert.ok(tp, `${id}: a traceparent`);
+      assert.equal(tp.traceId, producer.traceId, 'same trace');
+      assert.notEqual(tp.parentId, producer.spanId, "the server's own span");
+    }
+  } finally {
+    const stopped = await srv.stop();
+    assert.equal(stopped.code, 0, `SIGTERM exits 0 with the receiver unreachable: ${JSON.stringify(stopped)}`);
+    assert.ok(stopped.ms < 10_000, `within 10 s (${stopped.ms} ms)`);
+    for (const sock of sockets) sock.destroy();
+    blackhole.close();
   }
 });
