@@ -4,17 +4,15 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
 use notify_core::adapter::{self, ROUTES, WEBSOCKET_ROUTE};
 use notify_core::api::ApiBody;
-use notify_core::stomp::{self, Handshake, Inbound, Outbound};
 use notify_core::NotifyService;
 
 pub use notify_core::adapter::WsBuffers;
@@ -27,10 +25,8 @@ pub fn router(service: Arc<NotifyService>) -> Router {
 
 /// All routes of the contract.
 pub fn router_with(service: Arc<NotifyService>, buffers: WsBuffers) -> Router {
-    let websocket = get(move |state, method, headers, uri, ws| {
-        ws_handler(state, method, headers, uri, ws, buffers)
-    })
-    .fallback(|| async { into_axum(adapter::websocket_method_not_allowed()) });
+    let websocket = get(move |state, request| ws_handler(state, request, buffers))
+        .fallback(|| async { into_axum(adapter::websocket_method_not_allowed()) });
     let mut router = Router::new().route(WEBSOCKET_ROUTE, websocket);
     for path in ROUTES {
         router = router.route(path, any(api_handler));
@@ -54,49 +50,34 @@ fn into_axum(response: http::Response<ApiBody>) -> Response {
 
 async fn ws_handler(
     State(service): State<Arc<NotifyService>>,
-    method: Method,
-    headers: HeaderMap,
-    uri: Uri,
-    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    mut request: Request,
     buffers: WsBuffers,
 ) -> Response {
-    let upgrade = match adapter::check_upgrade(&service, &method, &headers, uri.query()) {
+    let upgrade = match adapter::check_upgrade(
+        &service,
+        request.method(),
+        request.headers(),
+        request.uri().query(),
+    ) {
         Ok(upgrade) => upgrade,
         Err(refusal) => return into_axum(*refusal),
     };
-    // The core's checks passed; axum may still refuse (no upgrade state on the connection).
-    let ws = match ws {
-        Ok(ws) => ws,
-        Err(rejection) => return into_axum(adapter::websocket_required(&rejection.body_text())),
+    // The core's checks passed; the connection must still be upgradable (HTTP/1.1 served
+    // with upgrades), with axum's message when it is not.
+    let Some(on_upgrade) = request.extensions_mut().remove::<OnUpgrade>() else {
+        return into_axum(adapter::websocket_required(
+            "WebSocket request couldn't be upgraded since no upgrade state was present",
+        ));
     };
+    let response = upgrade.switching_protocols();
     // The session task keeps only the handshake, not the rest of the request.
     let handshake = upgrade.handshake;
-    ws.protocols(stomp::SUBPROTOCOLS)
-        .read_buffer_size(buffers.read)
-        .write_buffer_size(buffers.write)
-        .max_write_buffer_size(buffers.max_write)
-        .max_message_size(buffers.max_message)
-        .max_frame_size(buffers.max_message)
-        .on_upgrade(move |socket| serve_socket(service, handshake, socket))
-}
-
-/// Maps axum's WebSocket messages to the session's and back.
-async fn serve_socket(service: Arc<NotifyService>, handshake: Handshake, socket: WebSocket) {
-    let (sink, stream) = socket.split();
-    let incoming = stream.map(|msg| match msg {
-        Ok(Message::Text(t)) => Inbound::Text(t.as_str().to_owned()),
-        Ok(Message::Binary(b)) => Inbound::Binary(b),
-        Ok(Message::Ping(_)) | Ok(Message::Pong(_)) => Inbound::Ping,
-        Ok(Message::Close(_)) | Err(_) => Inbound::Close,
+    drop(request);
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(io) => adapter::serve_upgraded(service, handshake, TokioIo::new(io), buffers).await,
+            Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
+        }
     });
-    let outgoing = sink.with(|out: Outbound| {
-        std::future::ready(Ok::<_, axum::Error>(match out {
-            Outbound::Text(t) => Message::Text(t.into()),
-            Outbound::Close { code, reason } => Message::Close(Some(CloseFrame {
-                code,
-                reason: reason.into(),
-            })),
-        }))
-    });
-    stomp::run_session(service, handshake, Box::pin(incoming), Box::pin(outgoing)).await;
+    into_axum(response)
 }

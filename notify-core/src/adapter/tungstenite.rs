@@ -1,11 +1,14 @@
-//! Running a STOMP session over a connection upgraded by hand, with tungstenite: for
-//! adapters whose framework cannot set tungstenite's buffer sizes (warp's `Ws`), or that
-//! have no WebSocket support of their own.
+//! Running a STOMP session over a connection upgraded by hand, with tungstenite. Both
+//! adapters use it rather than their framework's WebSocket (warp's `Ws` cannot set
+//! tungstenite's buffer sizes; axum's splits the socket and wraps it in a task of its own):
+//! what an idle session costs is then decided here, in one place.
 
 use bytes::Bytes;
-use futures::{future, SinkExt, StreamExt};
+use futures::{ready, Sink, Stream};
 use http::{header, HeaderValue, Response, StatusCode};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
@@ -60,27 +63,59 @@ pub async fn serve_upgraded<S>(
 {
     let socket =
         WebSocketStream::from_raw_socket(io, Role::Server, Some(websocket_config(buffers))).await;
-    let (sink, stream) = socket.split();
-    let incoming = stream.filter_map(|msg| {
-        future::ready(match msg {
-            Ok(Message::Text(t)) => Some(Inbound::Text(t.as_str().to_owned())),
-            Ok(Message::Binary(b)) => Some(Inbound::Binary(b)),
-            Ok(Message::Ping(_)) | Ok(Message::Pong(_)) => Some(Inbound::Ping),
-            // Raw frames are never yielded when reading; axum skips them too.
-            Ok(Message::Frame(_)) => None,
-            Ok(Message::Close(_)) | Err(_) => Some(Inbound::Close),
-        })
-    });
-    let outgoing = sink.with(|out: Outbound| {
-        future::ready(Ok::<_, tungstenite::Error>(match out {
+    stomp::run_socket(service, handshake, StompSocket(socket)).await;
+}
+
+/// A tungstenite WebSocket as the session's socket: messages mapped to [`Inbound`] and from
+/// [`Outbound`], without splitting it (a split would cost a shared lock per session).
+struct StompSocket<S>(WebSocketStream<S>);
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Stream for StompSocket<S> {
+    type Item = Inbound;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Inbound>> {
+        loop {
+            let msg = match ready!(Pin::new(&mut self.0).poll_next(cx)) {
+                Some(msg) => msg,
+                None => return Poll::Ready(None),
+            };
+            return Poll::Ready(Some(match msg {
+                Ok(Message::Text(t)) => Inbound::Text(t.as_str().to_owned()),
+                Ok(Message::Binary(b)) => Inbound::Binary(b),
+                Ok(Message::Ping(_)) | Ok(Message::Pong(_)) => Inbound::Ping,
+                // Raw frames are never yielded when reading; axum skips them too.
+                Ok(Message::Frame(_)) => continue,
+                Ok(Message::Close(_)) | Err(_) => Inbound::Close,
+            }));
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Outbound> for StompSocket<S> {
+    type Error = tungstenite::Error;
+
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Pin::new(&mut self.0).poll_ready(cx)
+    }
+
+    fn start_send(mut self: Pin<&mut Self>, out: Outbound) -> Result<(), Self::Error> {
+        let msg = match out {
             Outbound::Text(t) => Message::Text(t.into()),
             Outbound::Close { code, reason } => Message::Close(Some(CloseFrame {
                 code: code.into(),
                 reason: reason.into(),
             })),
-        }))
-    });
-    stomp::run_session(service, handshake, Box::pin(incoming), Box::pin(outgoing)).await;
+        };
+        Pin::new(&mut self.0).start_send(msg)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Pin::new(&mut self.0).poll_close(cx)
+    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,9 @@
 //! `SEND /app/read`, receipts and resumes, until the session closes.
 
 use std::collections::HashSet;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::{Sink, SinkExt, Stream, StreamExt};
@@ -42,9 +44,11 @@ pub const MAX_FRAMES_PER_MESSAGE: usize = 32;
 /// Longest subscription `id`, in bytes: ids are echoed in every MESSAGE frame.
 pub const MAX_SUBSCRIPTION_ID_BYTES: usize = 256;
 
-struct Session<O> {
+struct Session<T> {
     service: Arc<NotifyService>,
-    out: O,
+    /// The client's messages in, ours out: one object, so an adapter need not split its
+    /// WebSocket (a split costs a shared lock allocation per session).
+    socket: T,
     rx: SessionReceiver,
     overflow: OverflowSignal,
     reader: Reader,
@@ -60,26 +64,35 @@ struct Session<O> {
 /// heart-beats, `SEND /app/read`, receipts, and ERROR-and-close on any violation.
 ///
 /// `incoming` yields the client's messages; `outgoing` takes ours. The adapter only converts
-/// between its WebSocket type and [`Inbound`]/[`Outbound`].
+/// between its WebSocket type and [`Inbound`]/[`Outbound`]. An adapter whose WebSocket is
+/// one object (a stream of messages and a sink) should prefer [`run_socket`], which needs no
+/// split.
 pub async fn run_session<I, O>(
     service: Arc<NotifyService>,
-    mut handshake: Handshake,
-    mut incoming: I,
-    mut outgoing: O,
+    handshake: Handshake,
+    incoming: I,
+    outgoing: O,
 ) where
     I: Stream<Item = Inbound> + Unpin + Send,
     O: Sink<Outbound> + Unpin + Send,
 {
+    run_socket(service, handshake, Joined { incoming, outgoing }).await;
+}
+
+/// [`run_session`] over one `socket` that yields the client's messages and takes ours.
+pub async fn run_socket<T>(service: Arc<NotifyService>, mut handshake: Handshake, mut socket: T)
+where
+    T: Stream<Item = Inbound> + Sink<Outbound> + Unpin + Send,
+{
     let connect_timeout = service.config.connect_timeout;
-    let mut frames = match tokio::time::timeout(connect_timeout, first_frames(&mut incoming)).await
-    {
+    let mut frames = match tokio::time::timeout(connect_timeout, first_frames(&mut socket)).await {
         Ok(Ok(Some(frames))) => frames.into_iter(),
         Ok(Ok(None)) => {
             metrics::session_closed("client");
             return;
         }
         Ok(Err(close)) => {
-            finish(&mut outgoing, close, Duration::from_secs(2)).await;
+            finish(&mut socket, close, Duration::from_secs(2)).await;
             return;
         }
         Err(_) => {
@@ -88,7 +101,7 @@ pub async fn run_session<I, O>(
                 "no CONNECT frame within the time limit",
                 None,
             );
-            finish(&mut outgoing, close, Duration::from_secs(2)).await;
+            finish(&mut socket, close, Duration::from_secs(2)).await;
             return;
         }
     };
@@ -102,7 +115,7 @@ pub async fn run_session<I, O>(
     let started = match start(&service, &handshake, connection, &connect, rest.len()) {
         Ok(ok) => ok,
         Err(close) => {
-            finish(&mut outgoing, close, Duration::from_secs(2)).await;
+            finish(&mut socket, close, Duration::from_secs(2)).await;
             return;
         }
     };
@@ -131,7 +144,7 @@ pub async fn run_session<I, O>(
     let now = Instant::now();
     let mut session = Session {
         service: service.clone(),
-        out: outgoing,
+        socket,
         overflow: rx.overflow_signal(),
         rx,
         reader,
@@ -141,14 +154,13 @@ pub async fn run_session<I, O>(
         last_write: now,
         last_read: now,
     };
-    let close = match session.write(Outbound::Text(frame_out.encode())).await {
+    let connected = frame_out.encode();
+    // Only its text is needed: the frame's headers would stay in the session's future.
+    drop(frame_out);
+    let close = match session.write(Outbound::Text(connected)).await {
         Ok(()) => match session.handle_all(rest).await {
             Some(close) => close,
-            None => {
-                session
-                    .run(&mut incoming, expires_at, send_interval, recv_interval)
-                    .await
-            }
+            None => session.run(expires_at, send_interval, recv_interval).await,
         },
         Err(_) => Close::Done {
             reason: "client",
@@ -158,7 +170,7 @@ pub async fn run_session<I, O>(
     drop(registration);
     tracing::debug!(session = id, user = %session.reader.user, "STOMP session closed");
     // A slow consumer's ERROR waits behind a full socket: give it the whole write timeout.
-    finish(&mut session.out, close, service.config.write_timeout).await;
+    finish(&mut session.socket, close, service.config.write_timeout).await;
 }
 
 /// A session that passed CONNECT and its limits.
@@ -220,14 +232,14 @@ fn too_many_frames() -> Close {
     )
 }
 
-impl<O> Session<O>
+impl<T> Session<T>
 where
-    O: Sink<Outbound> + Unpin + Send,
+    T: Stream<Item = Inbound> + Sink<Outbound> + Unpin + Send,
 {
     async fn write(&mut self, msg: Outbound) -> Result<(), WriteFail> {
         let timeout = self.service.config.write_timeout;
         let result = tokio::select! {
-            r = self.out.send(msg) => r.map_err(|_| WriteFail::Closed),
+            r = self.socket.send(msg) => r.map_err(|_| WriteFail::Closed),
             _ = self.overflow.wait() => Err(WriteFail::Slow),
             _ = tokio::time::sleep(timeout) => Err(WriteFail::Slow),
         };
@@ -235,24 +247,20 @@ where
         result
     }
 
-    async fn run<I>(
+    async fn run(
         &mut self,
-        incoming: &mut I,
         expires_at: chrono::DateTime<chrono::Utc>,
         send_interval: Option<Duration>,
         recv_interval: Option<Duration>,
-    ) -> Close
-    where
-        I: Stream<Item = Inbound> + Unpin + Send,
-    {
+    ) -> Close {
         let mut shutdown = self.service.shutdown_signal();
-        let tick_every = send_interval
+        // Heart-beat checks only when heart-beats were agreed: an interval is one more
+        // allocation (its boxed timer) per session, for nothing on a `heart-beat:0,0` one.
+        let mut ticker = send_interval
             .into_iter()
             .chain(recv_interval)
             .min()
-            .unwrap_or(Duration::from_secs(3600));
-        let mut ticker =
-            tokio::time::interval_at(tokio::time::Instant::now() + tick_every, tick_every);
+            .map(|every| tokio::time::interval_at(Instant::now() + every, every));
         let expires_in = (expires_at - chrono::Utc::now())
             .to_std()
             .unwrap_or(Duration::ZERO);
@@ -271,7 +279,7 @@ where
                     };
                 }
                 _ = self.overflow.wait() => return Close::SlowConsumer,
-                msg = incoming.next() => {
+                msg = self.socket.next() => {
                     self.last_read = Instant::now();
                     let bytes: Vec<u8> = match msg {
                         None | Some(Inbound::Close) => return Close::Done { reason: "client", code: 1000 },
@@ -310,7 +318,11 @@ where
                         return fail_close(fail);
                     }
                 }
-                _ = ticker.tick() => {
+                _ = async {
+                    if let Some(ticker) = ticker.as_mut() {
+                        ticker.tick().await;
+                    }
+                }, if ticker.is_some() => {
                     if let Some(recv) = recv_interval {
                         if self.last_read.elapsed() > recv * 2 {
                             return Close::Done { reason: "heartbeat", code: 1001 };
@@ -571,5 +583,39 @@ where
             metrics::pushed((now - push.event_time).to_std().ok());
         }
         Ok(())
+    }
+}
+
+/// A separate stream and sink as one socket, for [`run_session`].
+struct Joined<I, O> {
+    incoming: I,
+    outgoing: O,
+}
+
+impl<I: Stream + Unpin, O: Unpin> Stream for Joined<I, O> {
+    type Item = I::Item;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<I::Item>> {
+        Pin::new(&mut self.incoming).poll_next(cx)
+    }
+}
+
+impl<I: Unpin, O: Sink<Outbound> + Unpin> Sink<Outbound> for Joined<I, O> {
+    type Error = O::Error;
+
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), O::Error>> {
+        Pin::new(&mut self.outgoing).poll_ready(cx)
+    }
+
+    fn start_send(mut self: Pin<&mut Self>, item: Outbound) -> Result<(), O::Error> {
+        Pin::new(&mut self.outgoing).start_send(item)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), O::Error>> {
+        Pin::new(&mut self.outgoing).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), O::Error>> {
+        Pin::new(&mut self.outgoing).poll_close(cx)
     }
 }

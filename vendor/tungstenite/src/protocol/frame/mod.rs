@@ -188,6 +188,9 @@ impl FrameCodec {
                     // Reserve full message length only once, even for multiple
                     // loops or if WouldBlock errors cause multiple fn calls.
                     self.in_buffer.reserve(len);
+                } else if self.in_buffer.capacity() == 0 {
+                    // Released while idle (below): a whole read's worth again.
+                    self.in_buffer.reserve(self.in_buf_max_read);
                 } else {
                     self.in_buffer.reserve(FrameHeader::MAX_SIZE);
                 }
@@ -201,7 +204,21 @@ impl FrameCodec {
             }
 
             // Not enough data in buffer.
-            if self.read_in(stream)? == 0 {
+            let read = match self.read_in(stream) {
+                Ok(read) => read,
+                Err(e) => {
+                    // Nothing to read and nothing buffered: give the buffer back while the
+                    // connection is idle, instead of holding it between messages.
+                    if e.kind() == io::ErrorKind::WouldBlock
+                        && self.header.is_none()
+                        && self.in_buffer.is_empty()
+                    {
+                        self.in_buffer = BytesMut::new();
+                    }
+                    return Err(e.into());
+                }
+            };
+            if read == 0 {
                 trace!("no frame received");
                 return Ok(None);
             }
@@ -307,7 +324,7 @@ mod tests {
 
     use super::{Frame, FrameSocket};
 
-    use std::io::Cursor;
+    use std::io::{self, Cursor, Read};
 
     #[test]
     fn read_frames() {
@@ -363,6 +380,38 @@ mod tests {
         sock.codec.set_out_buffer_write_len(1024);
         sock.send(Frame::message(vec![0u8; 32 * 1024], crate::protocol::frame::coding::OpCode::Data(crate::protocol::frame::coding::Data::Binary), true)).unwrap();
         assert!(sock.codec.out_buffer.capacity() <= 1024, "no more than write_buffer_size");
+    }
+
+    /// Yields its chunks one read at a time; an empty chunk, or none left, is `WouldBlock`
+    /// (an idle non-blocking socket).
+    struct Chunks(Vec<Vec<u8>>);
+
+    impl Read for Chunks {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.0.is_empty() {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let chunk = self.0.remove(0);
+            if chunk.is_empty() {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            buf[..chunk.len()].copy_from_slice(&chunk);
+            Ok(chunk.len())
+        }
+    }
+
+    #[test]
+    fn read_buffer_is_released_while_idle() {
+        let mut sock = FrameSocket::new(Chunks(vec![vec![0x82, 0x02, 0x01, 0x02]]));
+        assert_eq!(sock.read(None).unwrap().unwrap().into_payload(), &[0x01, 0x02][..]);
+        assert!(matches!(sock.read(None), Err(Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock));
+        assert_eq!(sock.codec.in_buffer.capacity(), 0, "an idle connection holds no read buffer");
+
+        // Reading again takes a whole read's worth, and a frame split over reads is kept.
+        sock.stream.0 = vec![vec![0x82, 0x03, 0x01], vec![], vec![0x02, 0x03]];
+        assert!(matches!(sock.read(None), Err(Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock));
+        assert!(sock.codec.in_buffer.capacity() > 0, "a partial frame keeps its buffer");
+        assert_eq!(sock.read(None).unwrap().unwrap().into_payload(), &[0x01, 0x02, 0x03][..]);
     }
 
     #[test]
