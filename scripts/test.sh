@@ -82,6 +82,9 @@ faults_pid=$!
 step "traces: OTLP export to a real Jaeger, traceparent from producer to MESSAGE and SSE (scripts/test-traces.sh)"
 bash scripts/test-traces.sh
 
+step "alerts on a live server: Prometheus scrapes it, NotifyNotReady fires when Kafka dies (scripts/test-prometheus.sh)"
+bash scripts/test-prometheus.sh
+
 if [ -f frontend/package.json ]; then
   step "widget: unit tests, build, browser tests"
   (cd frontend && npm ci --no-audit --no-fund --silent && npm test && npm run build && npm run test:browser)
