@@ -12,13 +12,15 @@
 # Usage: scripts/test-traces.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ROOT=$PWD
 LOG_TAG=test-traces
 # shellcheck source=scripts/lib.sh
 source scripts/lib.sh
 
 STATE=$(mktemp -d /tmp/notify-test-traces.XXXXXX)
 cleanup() {
-  bash scripts/jaeger.sh stop "$STATE" >/dev/null 2>&1 || true
+  # By absolute path: the tests run from tests/e2e.
+  bash "$ROOT/scripts/jaeger.sh" stop "$STATE" >/dev/null 2>&1 || true
   rm -rf "$STATE"
 }
 trap cleanup EXIT
