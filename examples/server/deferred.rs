@@ -77,11 +77,9 @@ impl DeferredStore {
     }
 
     fn get(&self) -> Result<&Arc<dyn NotificationStore>> {
-        self.inner.get().ok_or_else(|| Error::Unavailable {
-            component: "store",
-            message: "not connected yet (retrying)".into(),
-            source: None,
-        })
+        self.inner
+            .get()
+            .ok_or_else(|| Error::unavailable_because("store", "not connected yet (retrying)"))
     }
 }
 

@@ -145,6 +145,16 @@ impl Error {
         }
     }
 
+    /// An [`Error::Unavailable`] with no backend error behind it: the backend answered, but
+    /// not usably (a topic missing from the metadata, a producer that went away).
+    pub fn unavailable_because(component: &'static str, message: impl fmt::Display) -> Self {
+        Error::Unavailable {
+            component,
+            message: message.to_string(),
+            source: None,
+        }
+    }
+
     /// An [`Error::Config`] naming the variable.
     pub fn config(variable: impl Into<String>, message: impl fmt::Display) -> Self {
         Error::Config {
@@ -158,6 +168,15 @@ impl Error {
         Error::Internal {
             message: message.to_string(),
             source: None,
+        }
+    }
+
+    /// An [`Error::Internal`] caused by `source` (a panicked task, an unexpected backend
+    /// answer), kept for the log.
+    pub fn internal_from(message: impl fmt::Display, source: impl Into<BoxError>) -> Self {
+        Error::Internal {
+            message: message.to_string(),
+            source: Some(source.into()),
         }
     }
 

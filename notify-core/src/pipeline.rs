@@ -650,11 +650,7 @@ mod tests {
     impl FlakyStore {
         fn check(&self) -> Result<()> {
             if self.down.load(Ordering::SeqCst) {
-                return Err(Error::Unavailable {
-                    component: "store",
-                    message: "down for the test".into(),
-                    source: None,
-                });
+                return Err(Error::unavailable_because("store", "down for the test"));
             }
             Ok(())
         }

@@ -413,10 +413,7 @@ fn redact_value(message: &str, value: &str) -> String {
 }
 
 fn config_error(variable: &str, message: impl std::fmt::Display) -> Error {
-    Error::Config {
-        variable: variable.to_string(),
-        message: message.to_string(),
-    }
+    Error::config(variable, message)
 }
 
 /// Host name plus a random suffix, so two processes on one host have distinct fan-out groups.

@@ -55,7 +55,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use notify_core::pipeline::{event_span, push_traced, traced_notifications, RecentEvents};
-use notify_core::{Error, NotifyService, Push, Result};
+use notify_core::{NotifyService, Push, Result};
 use parking_lot::Mutex;
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::message::BorrowedMessage;
@@ -65,7 +65,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::KafkaConfig;
 use crate::context::ConsumerCtx;
-use crate::kafka_unavailable;
+use crate::error;
 use notify_core::backoff::Backoff;
 
 /// How often the record of unstored pushes is pruned against the storing group's commits.
@@ -127,10 +127,7 @@ impl Fanout {
                 role: "fanout",
                 state: None,
             })
-            .map_err(|e| Error::Config {
-                variable: "NOTIFY_KAFKA_*".into(),
-                message: format!("cannot create the Kafka fan-out consumer: {e}"),
-            })?;
+            .map_err(|e| error::client("the Kafka fan-out consumer", e))?;
         // A member of the storing group that never joins it: reads its committed offsets.
         let committed: BaseConsumer<ConsumerCtx> = config
             .consumer_config(&config.group, "committed")
@@ -140,10 +137,7 @@ impl Fanout {
                 role: "committed",
                 state: None,
             })
-            .map_err(|e| Error::Config {
-                variable: "NOTIFY_KAFKA_*".into(),
-                message: format!("cannot create a Kafka consumer: {e}"),
-            })?;
+            .map_err(|e| error::client("a Kafka consumer", e))?;
         let unstored = Arc::new(Mutex::new(Unstored::default()));
         let (stop, stop_rx) = watch::channel(false);
         let task = tokio::spawn(run(
@@ -183,7 +177,7 @@ async fn assign_at_end(consumer: &Arc<Cons>, topic: &str) -> Result<usize> {
         let timeout = Duration::from_secs(5);
         let md = c
             .fetch_metadata(Some(&t), timeout)
-            .map_err(|e| kafka_unavailable("event_source", "fetching metadata", e))?;
+            .map_err(|e| error::unavailable("event_source", "fetching metadata", e))?;
         let partitions: Vec<i32> = md
             .topics()
             .first()
@@ -191,29 +185,25 @@ async fn assign_at_end(consumer: &Arc<Cons>, topic: &str) -> Result<usize> {
             .map(|mt| mt.partitions().iter().map(|p| p.id()).collect())
             .unwrap_or_default();
         if partitions.is_empty() {
-            return Err(Error::Unavailable {
-                component: "event_source",
-                message: format!("kafka: topic {t} has no partitions (does it exist?)"),
-                source: None,
-            });
+            return Err(error::unusable(
+                "event_source",
+                format!("topic {t} has no partitions (does it exist?)"),
+            ));
         }
         let mut tpl = TopicPartitionList::new();
         for p in &partitions {
             let (_, high) = c
                 .fetch_watermarks(&t, *p, timeout)
-                .map_err(|e| kafka_unavailable("event_source", "fetching watermarks", e))?;
+                .map_err(|e| error::unavailable("event_source", "fetching watermarks", e))?;
             tpl.add_partition_offset(&t, *p, Offset::Offset(high))
-                .map_err(|e| kafka_unavailable("event_source", "assigning", e))?;
+                .map_err(|e| error::unavailable("event_source", "assigning", e))?;
         }
         c.assign(&tpl)
-            .map_err(|e| kafka_unavailable("event_source", "assigning", e))?;
+            .map_err(|e| error::unavailable("event_source", "assigning", e))?;
         Ok(partitions.len())
     })
     .await
-    .map_err(|e| Error::Internal {
-        message: "fan-out assignment panicked".into(),
-        source: Some(Box::new(e)),
-    })?
+    .map_err(|e| error::panicked("fan-out assignment", e))?
 }
 
 async fn run(
@@ -253,7 +243,7 @@ async fn run(
         match got {
             Ok(()) => errors.succeeded(),
             Err(e) => {
-                let e = kafka_unavailable("event_source", "consuming", e);
+                let e = error::unavailable("event_source", "consuming", e);
                 let wait = errors.failed(&e).min(Duration::from_millis(500));
                 tokio::time::sleep(wait).await;
             }
@@ -391,7 +381,8 @@ async fn prune(
                 tpl
             }
             Ok(Err(e)) => {
-                let wait = backoff.failed(&kafka_unavailable("event_source", "reading commits", e));
+                let wait =
+                    backoff.failed(&error::unavailable("event_source", "reading commits", e));
                 tokio::time::sleep(wait.saturating_sub(started.elapsed())).await;
                 continue;
             }

@@ -74,12 +74,12 @@ use notify_core::backoff::Backoff;
 use notify_core::pipeline::{Pipeline, PipelineConfig, PipelineHandle};
 use notify_core::{Error, EventSink, EventSource, NotifyService, Result};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 
 pub mod config;
 mod context;
+mod error;
 pub mod fanout;
 mod publisher;
 mod sink;
@@ -96,22 +96,11 @@ pub use source::{
     HEADER_SOURCE_TOPIC,
 };
 
-pub(crate) fn kafka_unavailable(component: &'static str, what: &str, e: KafkaError) -> Error {
-    Error::Unavailable {
-        component,
-        message: format!("kafka: {what}: {e}"),
-        source: Some(Box::new(e)),
-    }
-}
-
 pub(crate) fn producer(config: &KafkaConfig, role: &str) -> Result<FutureProducer<TracingContext>> {
     config
         .producer_config(role)
         .create_with_context(TracingContext)
-        .map_err(|e| Error::Config {
-            variable: "NOTIFY_KAFKA_*".into(),
-            message: format!("cannot create a Kafka producer: {e}"),
-        })
+        .map_err(|e| error::client("a Kafka producer", e))
 }
 
 pub(crate) async fn flush(producer: &FutureProducer<TracingContext>, timeout: Duration) {
@@ -130,10 +119,7 @@ pub async fn ensure_topics(config: &KafkaConfig) -> Result<()> {
     let admin: AdminClient<TracingContext> = config
         .admin_config()
         .create_with_context(TracingContext)
-        .map_err(|e| Error::Config {
-            variable: "NOTIFY_KAFKA_*".into(),
-            message: format!("cannot create a Kafka admin client: {e}"),
-        })?;
+        .map_err(|e| error::client("a Kafka admin client", e))?;
     let admin = Arc::new(admin);
     let opts = AdminOptions::new()
         .request_timeout(Some(Duration::from_secs(10)))
@@ -164,13 +150,11 @@ async fn create_topic(
     for (k, v) in settings {
         topic = topic.set(k, v);
     }
-    let unreachable = |e: &dyn std::fmt::Display| Error::Unavailable {
-        component: "event_source",
-        message: format!(
-            "kafka: cannot create topic {name} on {}: {e}",
-            config.brokers
-        ),
-        source: None,
+    let unreachable = |e: &dyn std::fmt::Display| {
+        error::unusable(
+            "event_source",
+            format!("cannot create topic {name} on {}: {e}", config.brokers),
+        )
     };
     match admin.create_topics([&topic], opts).await {
         Ok(results) => {
@@ -215,20 +199,16 @@ async fn partition_count_once(
         a.inner().fetch_metadata(Some(&t), Duration::from_secs(10))
     })
     .await
-    .map_err(|e| Error::Internal {
-        message: "metadata fetch panicked".into(),
-        source: Some(Box::new(e)),
-    })?
-    .map_err(|e| kafka_unavailable("event_source", "fetching metadata", e))?;
+    .map_err(|e| error::panicked("metadata fetch", e))?
+    .map_err(|e| error::unavailable("event_source", "fetching metadata", e))?;
     match md.topics().first() {
         Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
             Ok(t.partitions().len() as i32)
         }
-        _ => Err(Error::Unavailable {
-            component: "event_source",
-            message: format!("kafka: topic {topic} does not exist"),
-            source: None,
-        }),
+        _ => Err(error::unusable(
+            "event_source",
+            format!("topic {topic} does not exist"),
+        )),
     }
 }
 
@@ -291,10 +271,7 @@ impl Kafka {
     /// the brokers are down. Once per [`Kafka`]; a second call is an error.
     pub async fn start(&self, service: Arc<NotifyService>) -> Result<KafkaRunning> {
         if self.started.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            return Err(Error::Internal {
-                message: "Kafka::start called twice".into(),
-                source: None,
-            });
+            return Err(Error::internal("Kafka::start called twice"));
         }
         let config = self.config.clone();
         let source = self.source.clone();

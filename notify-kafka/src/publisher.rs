@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use crate::config::KafkaConfig;
 use crate::context::TracingContext;
 use crate::sink::partition_key;
-use crate::{kafka_unavailable, producer};
+use crate::{error, producer};
 
 /// An event to publish, built with setters and serialized to the contract's JSON
 /// (section 1). [`OutgoingEvent::validate`] checks it exactly as the service will.
@@ -216,7 +216,7 @@ impl EventPublisher {
                 partition: d.partition,
                 offset: d.offset,
             }),
-            Err((e, _)) => Err(kafka_unavailable("event_sink", "producing", e)),
+            Err((e, _)) => Err(error::unavailable("event_sink", "producing", e)),
         }
     }
 
@@ -236,7 +236,7 @@ impl EventPublisher {
                 .payload(&json[..]);
             match self.producer.send_result(record) {
                 Ok(f) => pending.push(f),
-                Err((e, _)) => return Err(kafka_unavailable("event_sink", "producing", e)),
+                Err((e, _)) => return Err(error::unavailable("event_sink", "producing", e)),
             }
         }
         let mut receipts = Vec::with_capacity(pending.len());
@@ -246,14 +246,8 @@ impl EventPublisher {
                     partition: d.partition,
                     offset: d.offset,
                 }),
-                Ok(Err((e, _))) => return Err(kafka_unavailable("event_sink", "producing", e)),
-                Err(_) => {
-                    return Err(notify_core::Error::Unavailable {
-                        component: "event_sink",
-                        message: "the producer was dropped".into(),
-                        source: None,
-                    })
-                }
+                Ok(Err((e, _))) => return Err(error::unavailable("event_sink", "producing", e)),
+                Err(_) => return Err(error::producer_dropped("event_sink")),
             }
         }
         Ok(receipts)

@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use notify_core::{Error, Event, EventSink, Result, Rules, TraceContext};
+use notify_core::{Event, EventSink, Result, Rules, TraceContext};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use crate::config::KafkaConfig;
 use crate::context::TracingContext;
-use crate::{kafka_unavailable, producer};
+use crate::{error, producer};
 
 /// The partition key of an event: its first recipient (`Recipients::partition_key`), so one
 /// user's events stay in one partition and in order. An event without recipients is keyed by
@@ -98,20 +98,14 @@ impl EventSink for KafkaSink {
             }
             match self.producer.send_result(record) {
                 Ok(f) => pending.push(f),
-                Err((e, _)) => return Err(kafka_unavailable("event_sink", "producing", e)),
+                Err((e, _)) => return Err(error::unavailable("event_sink", "producing", e)),
             }
         }
         for f in pending {
             match f.await {
                 Ok(Ok(_)) => {}
-                Ok(Err((e, _))) => return Err(kafka_unavailable("event_sink", "producing", e)),
-                Err(_) => {
-                    return Err(Error::Unavailable {
-                        component: "event_sink",
-                        message: "the producer was dropped".into(),
-                        source: None,
-                    })
-                }
+                Ok(Err((e, _))) => return Err(error::unavailable("event_sink", "producing", e)),
+                Err(_) => return Err(error::producer_dropped("event_sink")),
             }
         }
         Ok(())

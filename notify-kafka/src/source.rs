@@ -27,7 +27,7 @@ use tokio::sync::watch;
 
 use crate::config::KafkaConfig;
 use crate::context::{ConsumerCtx, TracingContext};
-use crate::{kafka_unavailable, producer};
+use crate::{error, producer};
 
 /// Header on dead letters: why the event was rejected.
 pub const HEADER_ERROR: &str = "notify-error";
@@ -207,7 +207,7 @@ impl KafkaSource {
                 role: "store",
                 state: Some(state.clone()),
             })
-            .map_err(|e| kafka_unavailable("event_source", "creating the consumer", e))?;
+            .map_err(|e| error::unavailable("event_source", "creating the consumer", e))?;
         let (closed, _) = watch::channel(false);
         Ok(KafkaSource {
             inner: Arc::new(Inner {
@@ -231,7 +231,7 @@ impl KafkaSource {
         let consumer = self.inner.consumer.read().clone();
         if let Some(c) = consumer {
             c.subscribe(&[&self.inner.topic])
-                .map_err(|e| kafka_unavailable("event_source", "subscribing", e))?;
+                .map_err(|e| error::unavailable("event_source", "subscribing", e))?;
         }
         Ok(())
     }
@@ -374,10 +374,10 @@ impl EventSource for KafkaSource {
                 Some(Err(e)) => {
                     if let KafkaError::MessageConsumption(code) = &e {
                         if is_fatal(*code) {
-                            return Err(kafka_unavailable("event_source", "consuming", e));
+                            return Err(error::unavailable("event_source", "consuming", e));
                         }
                     }
-                    let e = kafka_unavailable("event_source", "consuming", e);
+                    let e = error::unavailable("event_source", "consuming", e);
                     let wait = self.inner.consume_errors.lock().failed(&e);
                     tokio::time::sleep(wait.min(Duration::from_millis(500))).await;
                 }
@@ -418,28 +418,23 @@ pub(crate) async fn ping_topic(
         producer
             .client()
             .fetch_metadata(Some(&topic), Duration::from_millis(1500))
-            .map_err(|e| kafka_unavailable("event_source", "fetching metadata", e))
+            .map_err(|e| error::unavailable("event_source", "fetching metadata", e))
             .and_then(|md| match md.topics().first() {
                 Some(t) if t.error().is_none() && !t.partitions().is_empty() => Ok(()),
-                Some(t) => Err(Error::Unavailable {
-                    component: "event_source",
-                    message: format!("topic {topic}: {:?}", t.error()),
-                    source: None,
-                }),
-                None => Err(Error::Unavailable {
-                    component: "event_source",
-                    message: format!("topic {topic} not in metadata"),
-                    source: None,
-                }),
+                Some(t) => Err(error::unusable(
+                    "event_source",
+                    format!("topic {topic}: {:?}", t.error()),
+                )),
+                None => Err(error::unusable(
+                    "event_source",
+                    format!("topic {topic} not in metadata"),
+                )),
             })
     })
     .await;
     match result {
         Ok(r) => r,
-        Err(e) => Err(Error::Internal {
-            message: "metadata check panicked".into(),
-            source: Some(Box::new(e)),
-        }),
+        Err(e) => Err(error::panicked("metadata check", e)),
     }
 }
 
@@ -541,7 +536,7 @@ impl Acknowledge for KafkaAck {
                 }
                 Err((e, _)) => {
                     if *self.inner.closed.borrow() {
-                        return Err(kafka_unavailable(
+                        return Err(error::unavailable(
                             "event_source",
                             "writing a dead letter",
                             e,

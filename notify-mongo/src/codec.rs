@@ -132,10 +132,7 @@ pub(crate) fn to_document(n: &Notification) -> Result<Document> {
         priority: n.priority,
         occurred_at: n.occurred_at,
     })
-    .map_err(|e| Error::Internal {
-        message: format!("cannot encode notification {}", n.id),
-        source: Some(Box::new(e)),
-    })?;
+    .map_err(|e| Error::internal_from(format!("cannot encode notification {}", n.id), e))?;
     if body.len() > MAX_BODY_BYTES {
         return Err(Error::invalid(
             "data",
@@ -177,19 +174,14 @@ pub(crate) fn get_i64(d: &Document, field: &str) -> Result<i64> {
 pub(crate) fn from_document(d: &Document) -> Result<Notification> {
     let id = d
         .get_str("_id")
-        .map_err(|e| Error::Internal {
-            message: "stored notification has no string _id".into(),
-            source: Some(Box::new(e)),
-        })?
+        .map_err(|e| Error::internal_from("stored notification has no string _id", e))?
         .to_string();
     let seq = get_i64(d, "seq")?;
-    let body = d.get_str("body").map_err(|e| Error::Internal {
-        message: format!("stored notification {id} has no body"),
-        source: Some(Box::new(e)),
-    })?;
-    let b: Body = serde_json::from_str(body).map_err(|e| Error::Internal {
-        message: format!("stored notification {id} has a corrupt body"),
-        source: Some(Box::new(e)),
+    let body = d
+        .get_str("body")
+        .map_err(|e| Error::internal_from(format!("stored notification {id} has no body"), e))?;
+    let b: Body = serde_json::from_str(body).map_err(|e| {
+        Error::internal_from(format!("stored notification {id} has a corrupt body"), e)
     })?;
     Ok(Notification {
         id,

@@ -85,9 +85,6 @@ pub(crate) fn map(op: &str, e: DriverError) -> Error {
         // The source is not kept here (InvalidInput has no source), so say it in full.
         Error::invalid_body(format!("mongodb {op} rejected the input: {e}"))
     } else {
-        Error::Internal {
-            message: format!("mongodb {op} failed"),
-            source: Some(Box::new(e)),
-        }
+        Error::internal_from(format!("mongodb {op} failed"), e)
     }
 }

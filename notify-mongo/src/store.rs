@@ -694,10 +694,9 @@ impl MongoStore {
         let mut visible = HashSet::with_capacity(found.len());
         let mut marks = Vec::with_capacity(found.len());
         for d in &found {
-            let id = d.get_str("_id").map_err(|e| Error::Internal {
-                message: "stored notification has no string _id".into(),
-                source: Some(Box::new(e)),
-            })?;
+            let id = d
+                .get_str("_id")
+                .map_err(|e| Error::internal_from("stored notification has no string _id", e))?;
             let seq = codec::get_i64(d, "seq")?;
             marks.push(doc! {
                 "user": user.as_ref(),

@@ -116,14 +116,9 @@ impl MemoryPublisher {
             }),
         )
         .with_trace(trace);
-        self.tx
-            .send(delivery)
-            .await
-            .map_err(|_| Error::Unavailable {
-                component: "event_source",
-                message: "the in-memory source is closed".into(),
-                source: None,
-            })
+        self.tx.send(delivery).await.map_err(|_| {
+            Error::unavailable_because("event_source", "the in-memory source is closed")
+        })
     }
 
     /// Acknowledged deliveries so far.
