@@ -2,8 +2,10 @@
 # Runs every test of the project, starting the real services itself:
 #   formatting and lints, Rust unit + conformance + adapter tests against a real Kafka broker
 #   and a real MongoDB-protocol server (FerretDB on PostgreSQL), the STOMP end-to-end suite
-#   (@stomp/stompjs over ws) against the example server, trace export to a real Jaeger, and
-#   the widget's unit and browser tests (Debian's Chromium). Downloads and builds are cached under ~/.cache/notify.
+#   (@stomp/stompjs over ws) against the example server, trace export to a real Jaeger, the
+#   widget's unit and browser tests (Debian's Chromium), and coverage-guided fuzzing of the
+#   STOMP parser, the session and the event parser (cargo fuzz, nightly). Downloads and
+#   builds are cached under ~/.cache/notify.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export ROOT=$PWD
@@ -14,8 +16,10 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/notify/cargo-target}"
 export CARGO_TERM_COLOR=never
 STATE=$(mktemp -d /tmp/notify-test.XXXXXX)
 faults_pid=
+fuzz_pid=
 cleanup() {
   local rc=$?
+  if [ -n "$fuzz_pid" ]; then kill "$fuzz_pid" 2>/dev/null || true; fi
   if [ -n "${ops_pid:-}" ]; then kill "$ops_pid" 2>/dev/null || true; fi
   if [ -n "$faults_pid" ]; then
     kill "$faults_pid" 2>/dev/null || true
@@ -70,6 +74,10 @@ step "build the example server (release; the Dockerfile runs the same script)"
 NOTIFY_E2E_SERVER=$(bash scripts/build-server.sh)
 export NOTIFY_E2E_SERVER
 
+step "fuzzing started in the background (scripts/test-fuzz.sh: libFuzzer, 45 s per target)"
+bash scripts/test-fuzz.sh 45 >"$STATE/fuzz.log" 2>&1 &
+fuzz_pid=$!
+
 step "STOMP/REST/SSE end-to-end suite (the fault suite runs beside it)"
 (cd tests/e2e && npm ci --no-audit --no-fund --silent)
 # Its own three-broker Kafka and FerretDB; the environment of this script's single broker
@@ -102,6 +110,15 @@ if wait "$faults_pid"; then
 else
   cat "$STATE/faults.log"
   echo "fault suite failed" >&2
+  exit 1
+fi
+
+step "fuzzing (stomp_frame, stomp_session, event)"
+if wait "$fuzz_pid"; then
+  grep -E '^FUZZ-FIGURES|ran clean' "$STATE/fuzz.log" || true
+else
+  cat "$STATE/fuzz.log"
+  echo "fuzzing failed: each crash input is printed above and kept in fuzz/artifacts/" >&2
   exit 1
 fi
 

@@ -47,8 +47,12 @@ struct Handles {
 static HANDLES: std::sync::OnceLock<Handles> = std::sync::OnceLock::new();
 
 /// The `result` labels of [`EVENTS_TOTAL`].
+// Only the Prometheus recorder (feature `prometheus`) uses it.
+#[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
 const EVENT_RESULTS: [&str; 5] = ["accepted", "stored", "duplicate", "dead_letter", "rejected"];
 /// The `reason` labels of [`SESSIONS_CLOSED_TOTAL`].
+// Only the Prometheus recorder (feature `prometheus`) uses it.
+#[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
 const CLOSE_REASONS: [&str; 6] = [
     "client",
     "error",
@@ -59,6 +63,8 @@ const CLOSE_REASONS: [&str; 6] = [
 ];
 
 /// Resolves the hot-path handles against the recorder installed now.
+// Only the Prometheus recorder (feature `prometheus`) uses it.
+#[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
 fn resolve_handles() {
     let _ = HANDLES.set(Handles {
         pushed: metrics::counter!(MESSAGES_PUSHED_TOTAL),
@@ -129,6 +135,8 @@ pub fn set_max_connections(cap: usize) {
     metrics::gauge!(MAX_CONNECTIONS).set(cap as f64);
 }
 
+// Only the Prometheus recorder (feature `prometheus`) uses it.
+#[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_gauge!(SESSIONS, "Connected WebSocket and SSE sessions");
