@@ -128,11 +128,9 @@ impl DeferredPreferences {
     }
 
     fn get(&self) -> Result<&Arc<dyn PreferenceStore>> {
-        self.inner.get().ok_or_else(|| Error::Unavailable {
-            component: "store",
-            message: "not connected yet (retrying)".into(),
-            source: None,
-        })
+        self.inner
+            .get()
+            .ok_or_else(|| Error::unavailable_because("store", "not connected yet (retrying)"))
     }
 }
 

@@ -162,10 +162,9 @@ impl Channel for WebhookChannel {
                 at: Utc::now(),
             })
             .await;
-        Err(Error::Unavailable {
-            component: "webhook",
-            message: format!("{error} after {attempt} attempts (dead-lettered)"),
-            source: None,
-        })
+        Err(Error::unavailable_because(
+            "webhook",
+            format!("{error} after {attempt} attempts (dead-lettered)"),
+        ))
     }
 }

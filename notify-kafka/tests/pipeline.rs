@@ -458,11 +458,10 @@ impl NotificationStore for Outage {
     async fn insert(&self, batch: &[Notification]) -> notify_core::Result<InsertOutcome> {
         if !self.up.load(Ordering::SeqCst) {
             self.failed.fetch_add(1, Ordering::SeqCst);
-            return Err(notify_core::Error::Unavailable {
-                component: "store",
-                message: "down for the test".into(),
-                source: None,
-            });
+            return Err(notify_core::Error::unavailable_because(
+                "store",
+                "down for the test",
+            ));
         }
         self.inner.insert(batch).await
     }
