@@ -3,8 +3,8 @@
 #   formatting and lints, Rust unit + conformance + adapter tests against a real Kafka broker
 #   and a real MongoDB-protocol server (FerretDB on PostgreSQL), the STOMP end-to-end suite
 #   (@stomp/stompjs over ws) against the example server, trace export to a real Jaeger, the
-#   widget's unit and browser tests (Debian's Chromium), and coverage-guided fuzzing of the
-#   STOMP parser, the session and the event parser (cargo fuzz, nightly). Downloads and
+#   widget's unit and browser tests (Debian's Chromium), coverage-guided fuzzing of the
+#   STOMP parser, the session and the event parser (cargo fuzz, nightly), and cargo-deny. Downloads and
 #   builds are cached under ~/.cache/notify.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,8 +17,10 @@ export CARGO_TERM_COLOR=never
 STATE=$(mktemp -d /tmp/notify-test.XXXXXX)
 faults_pid=
 fuzz_pid=
+deny_pid=
 cleanup() {
   local rc=$?
+  if [ -n "$deny_pid" ]; then kill "$deny_pid" 2>/dev/null || true; fi
   if [ -n "$fuzz_pid" ]; then kill "$fuzz_pid" 2>/dev/null || true; fi
   if [ -n "${ops_pid:-}" ]; then kill "$ops_pid" 2>/dev/null || true; fi
   if [ -n "$faults_pid" ]; then
@@ -47,6 +49,10 @@ step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 bash scripts/test-lint.sh
+
+step "dependency licenses, duplicates and sources started in the background (scripts/test-deny.sh: cargo-deny)"
+bash scripts/test-deny.sh >"$STATE/deny.log" 2>&1 &
+deny_pid=$!
 
 step "crates ready to publish: package, docs (warnings denied), rust-version of dependencies"
 bash scripts/test-ops.sh crates
@@ -110,6 +116,15 @@ if wait "$faults_pid"; then
 else
   cat "$STATE/faults.log"
   echo "fault suite failed" >&2
+  exit 1
+fi
+
+step "dependency checks (scripts/test-deny.sh)"
+if wait "$deny_pid"; then
+  tail -n 1 "$STATE/deny.log"
+else
+  cat "$STATE/deny.log"
+  echo "cargo deny check failed" >&2
   exit 1
 fi
 
