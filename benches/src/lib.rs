@@ -13,25 +13,24 @@ pub mod fixtures {
     //! Typical events, notifications and rules, sized like real ones.
 
     use chrono::{TimeZone, Utc};
-    use notify_core::{Audience, Notification, Priority};
+    use notify_core::{Audience, Notification};
     use serde_json::json;
 
     /// A notification of typical size (about 450 bytes of JSON) for `audience`.
     pub fn notification(audience: Audience) -> Notification {
         let data = json!({"purchaseId": 42, "requester": "alice", "item": "A 27-inch monitor", "amount": 349.99});
-        Notification {
-            id: notify_core::model::notification_id("evt-42", &audience),
-            event_id: "evt-42".into(),
-            notification_type: "purchase.approved".into(),
+        let data = data.as_object().cloned().unwrap_or_default();
+        Notification::new(
+            "evt-42",
+            "purchase.approved",
             audience,
-            title: "Purchase approved".into(),
-            message: "Your request #42 (A 27-inch monitor) was approved by Bob".into(),
-            link: Some("/purchases/42".into()),
-            data: data.as_object().cloned(),
-            priority: Priority::Normal,
-            occurred_at: Utc.timestamp_millis_opt(1_795_000_000_000).unwrap(),
-            seq: 1_795_000_000_123_456,
-        }
+            "Purchase approved",
+            "Your request #42 (A 27-inch monitor) was approved by Bob",
+            1_795_000_000_123_456,
+        )
+        .with_link("/purchases/42")
+        .with_data(data)
+        .with_occurred_at(Utc.timestamp_millis_opt(1_795_000_000_000).unwrap())
     }
 
     /// A producer event as JSON, with explicit recipients.

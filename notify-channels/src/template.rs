@@ -9,9 +9,9 @@ use notify_core::Notification;
 /// The language of e-mails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Lang {
-    /// 한국어.
+    /// Korean (한국어) subjects and bodies.
     Ko,
-    /// English.
+    /// English subjects and bodies.
     #[default]
     En,
 }

@@ -61,9 +61,11 @@ pub fn default_max_connections() -> usize {
 /// Limits as configured (contract section 7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LimitsConfig {
-    /// `NOTIFY_MAX_CONNECTIONS`.
+    /// Most open WebSocket and SSE connections of this instance (`NOTIFY_MAX_CONNECTIONS`);
+    /// a WebSocket counts from its upgrade on.
     pub max_connections: usize,
-    /// `NOTIFY_MAX_SESSIONS_PER_USER`.
+    /// Most live STOMP and SSE sessions one user may hold on this instance
+    /// (`NOTIFY_MAX_SESSIONS_PER_USER`).
     pub max_sessions_per_user: usize,
     /// `NOTIFY_PUBLISH_RATE` (events/s, also the burst).
     pub publish_rate: u32,

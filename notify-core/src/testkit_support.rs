@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 
-use crate::model::{notification_id, Audience, Notification, Priority, Push};
+use crate::model::{Audience, Notification, Push};
 
 /// A push for `audience` with a fresh id.
 pub(crate) fn push_for(audience: Audience) -> Arc<Push> {
@@ -12,19 +12,15 @@ pub(crate) fn push_for(audience: Audience) -> Arc<Push> {
     static N: AtomicU64 = AtomicU64::new(0);
     let event_id = format!("unit-{}", N.fetch_add(1, Ordering::Relaxed));
     Push::new(
-        Notification {
-            id: notification_id(&event_id, &audience),
+        Notification::new(
             event_id,
-            notification_type: "t".into(),
+            "t",
             audience,
-            title: "t".into(),
-            message: "m".into(),
-            link: None,
-            data: None,
-            priority: Priority::Normal,
-            occurred_at: Utc::now(),
-            seq: Utc::now().timestamp_micros(),
-        },
+            "t",
+            "m",
+            Utc::now().timestamp_micros(),
+        )
+        .with_occurred_at(Utc::now()),
         Utc::now(),
     )
 }

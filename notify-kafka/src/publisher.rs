@@ -48,7 +48,7 @@ pub struct OutgoingEvent {
     /// Message (required unless a rule supplies it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    /// Link.
+    /// Where the notification leads (an absolute `http`/`https` URL or a `/` path), if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub link: Option<String>,
     /// Data object (rule templates read it as `{data.field}`).

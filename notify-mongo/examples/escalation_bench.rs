@@ -19,26 +19,22 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use notify_core::auth::Authenticator;
-use notify_core::model::{notification_id, Audience, Notification, Priority};
+use notify_core::model::{Audience, Notification, Priority};
 use notify_core::prefs::{Contact, Escalation, EscalationKind, Finish, Preferences};
 use notify_core::{MemoryPreferences, MemorySource, MemoryStore, NotifyService, PreferenceStore};
 use notify_mongo::{MongoPreferences, MongoStore};
 
 fn notification(i: usize, user: &str) -> Notification {
-    let audience = Audience::User(user.to_string());
-    Notification {
-        id: notification_id(&format!("bench-{i}"), &audience),
-        event_id: format!("bench-{i}"),
-        notification_type: "purchase.approved".into(),
-        audience,
-        title: "t".into(),
-        message: "m".into(),
-        link: None,
-        data: None,
-        priority: Priority::High,
-        occurred_at: Utc::now(),
-        seq: Utc::now().timestamp_micros() + i as i64,
-    }
+    Notification::new(
+        format!("bench-{i}"),
+        "purchase.approved",
+        Audience::User(user.to_string()),
+        "t",
+        "m",
+        Utc::now().timestamp_micros() + i as i64,
+    )
+    .with_priority(Priority::High)
+    .with_occurred_at(Utc::now())
 }
 
 async fn run(name: &str, prefs: Arc<dyn PreferenceStore>, users: usize) {

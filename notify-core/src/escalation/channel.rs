@@ -33,7 +33,7 @@ pub struct Delivery {
     pub user: String,
     /// Their e-mail address from their last connection, if any.
     pub email: Option<String>,
-    /// Why.
+    /// Why the user is told: an unread notification past its delay, or the daily digest.
     pub reason: Reason,
     /// What: one notification (unread) or the unread ones (digest), newest first.
     pub notifications: Vec<Notification>,

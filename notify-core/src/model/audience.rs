@@ -11,7 +11,7 @@ pub enum Audience {
     User(String),
     /// Every member of a group (by the token's groups claim).
     Group(String),
-    /// Everybody.
+    /// Every user, connected or not (stored once, read state kept per user).
     Broadcast,
 }
 

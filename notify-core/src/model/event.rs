@@ -26,9 +26,9 @@ pub struct Event {
     pub title: Option<String>,
     /// Message, unless a rule supplies it.
     pub message: Option<String>,
-    /// Optional link.
+    /// Where the notification leads (an absolute `http`/`https` URL or a `/` path), if given.
     pub link: Option<String>,
-    /// Optional JSON object.
+    /// The producer's `data` object, if given: passed to clients and readable by rule templates.
     pub data: Option<Map<String, Value>>,
     /// Explicit priority, if given.
     pub priority: Option<Priority>,

@@ -15,19 +15,19 @@ pub struct Notification {
     pub id: String,
     /// The producer's event id.
     pub event_id: String,
-    /// The event type.
+    /// The event's dotted type (`purchase.approved`), copied from the event.
     pub notification_type: String,
     /// Who it is for.
     pub audience: Audience,
-    /// Title.
+    /// The headline the widget shows, from the event or its rule.
     pub title: String,
-    /// Message.
+    /// The body text under the title, from the event or its rule.
     pub message: String,
-    /// Optional link.
+    /// Where clicking the notification leads: an absolute `http`/`https` URL or a `/` path.
     pub link: Option<String>,
-    /// Optional data object.
+    /// The producer's `data` object, passed through untouched for the client.
     pub data: Option<Map<String, Value>>,
-    /// Priority.
+    /// How urgent it is (`low`, `normal`, `high`); the widget keeps `high` ones on screen.
     pub priority: Priority,
     /// When the event happened (producer time, record time or receipt time), to the
     /// millisecond.
@@ -37,6 +37,61 @@ pub struct Notification {
 }
 
 impl Notification {
+    /// The notification of event `event_id` (of type `notification_type`) for `audience`,
+    /// with its stable id ([`super::notification_id`]), stamped `seq`: normal priority, no
+    /// link or data, and occurred at the stamp's millisecond. The `with_*` methods set the
+    /// rest.
+    pub fn new(
+        event_id: impl Into<String>,
+        notification_type: impl Into<String>,
+        audience: Audience,
+        title: impl Into<String>,
+        message: impl Into<String>,
+        seq: i64,
+    ) -> Self {
+        let event_id = event_id.into();
+        Notification {
+            id: super::notification_id(&event_id, &audience),
+            event_id,
+            notification_type: notification_type.into(),
+            audience,
+            title: title.into(),
+            message: message.into(),
+            link: None,
+            data: None,
+            priority: Priority::Normal,
+            occurred_at: Utc
+                .timestamp_millis_opt(seq.div_euclid(1000))
+                .single()
+                .unwrap_or_else(Utc::now),
+            seq,
+        }
+    }
+
+    /// The same notification with a link.
+    pub fn with_link(mut self, link: impl Into<String>) -> Self {
+        self.link = Some(link.into());
+        self
+    }
+
+    /// The same notification with a `data` object.
+    pub fn with_data(mut self, data: Map<String, Value>) -> Self {
+        self.data = Some(data);
+        self
+    }
+
+    /// The same notification with another priority.
+    pub fn with_priority(mut self, priority: Priority) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// The same notification, said to have happened at `at`.
+    pub fn with_occurred_at(mut self, at: DateTime<Utc>) -> Self {
+        self.occurred_at = at;
+        self
+    }
+
     /// Creation time, derived from the ordering stamp.
     pub fn created_at(&self) -> DateTime<Utc> {
         Utc.timestamp_micros(self.seq)
@@ -113,6 +168,33 @@ impl Notification {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn new_derives_the_stable_id_and_the_time_from_the_stamp() {
+        let audience = Audience::Group("g".into());
+        let n = Notification::new(
+            "evt-1",
+            "t.x",
+            audience.clone(),
+            "T",
+            "M",
+            1_795_000_000_123_456,
+        )
+        .with_link("/x")
+        .with_priority(Priority::High);
+        assert_eq!(n.id, super::super::notification_id("evt-1", &audience));
+        assert_eq!(n.occurred_at.timestamp_millis(), 1_795_000_000_123);
+        assert_eq!(
+            (n.link.as_deref(), n.priority),
+            (Some("/x"), Priority::High)
+        );
+        assert_eq!(n.data, None);
+        // Same event and audience, same id: the idempotency the store relies on.
+        assert_eq!(
+            Notification::new("evt-1", "t.x", audience, "", "", 0).id,
+            n.id
+        );
+    }
 
     #[test]
     fn notification_json_matches_contract() {

@@ -6,9 +6,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Priority {
-    /// Informational.
+    /// Informational: the least urgent.
     Low,
-    /// The default.
+    /// What an event without `priority` gets.
     #[default]
     Normal,
     /// Shown until dismissed by the widget.

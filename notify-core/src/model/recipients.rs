@@ -15,7 +15,7 @@ pub struct Recipients {
     /// Group names (the JWT groups claim).
     #[serde(default)]
     pub groups: Vec<String>,
-    /// Everybody.
+    /// Whether every user is a recipient (a broadcast).
     #[serde(default)]
     pub broadcast: bool,
 }

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use super::frame::{parse_all, Frame};
 use super::{run_session, Handshake, Inbound, Outbound, USER_QUEUE};
 use crate::auth::{sign_hs256, Authenticator};
-use crate::model::{notification_id, Audience, Notification, Priority, Push};
+use crate::model::{Audience, Notification, Push};
 use crate::service::{NotifyService, ServiceConfig};
 use crate::store::MemoryStore;
 use crate::MemorySource;
@@ -125,20 +125,8 @@ impl Client {
 }
 
 fn notification(user: &str, event_id: &str, seq: i64) -> Notification {
-    let audience = Audience::User(user.into());
-    Notification {
-        id: notification_id(event_id, &audience),
-        event_id: event_id.into(),
-        notification_type: "t".into(),
-        audience,
-        title: "t".into(),
-        message: "m".into(),
-        link: None,
-        data: None,
-        priority: Priority::Normal,
-        occurred_at: Utc::now(),
-        seq,
-    }
+    Notification::new(event_id, "t", Audience::User(user.into()), "t", "m", seq)
+        .with_occurred_at(Utc::now())
 }
 
 #[tokio::test(start_paused = true)]

@@ -20,7 +20,7 @@ pub struct Reader {
 }
 
 impl Reader {
-    /// A reader.
+    /// The reader `user`, member of `groups`.
     pub fn new(user: impl Into<String>, groups: Vec<String>) -> Self {
         Reader {
             user: user.into(),
@@ -41,7 +41,8 @@ pub enum Page {
 /// An inbox query.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListQuery {
-    /// Which slice.
+    /// Which slice of the inbox: the newest first (optionally before a cursor), or a
+    /// catch-up after a point.
     pub page: Page,
     /// At most this many items (callers keep it within 1..=200).
     pub limit: usize,

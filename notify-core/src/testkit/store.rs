@@ -19,24 +19,22 @@ use crate::store::{ListQuery, NotificationStore, NotificationStoreExt, Page, Rea
 
 /// A notification for tests: `seq` orders it (microseconds; 2026-era values by default).
 pub fn sample(event_id: &str, audience: Audience, seq: i64) -> Notification {
-    Notification {
-        id: notification_id(event_id, &audience),
-        event_id: event_id.to_string(),
-        notification_type: "test.sample".into(),
+    Notification::new(
+        event_id,
+        "test.sample",
         audience,
-        title: format!("title {event_id}"),
-        message: format!("message {event_id}"),
-        link: Some(format!("/things/{event_id}")),
-        data: Some(
-            json!({"n": seq, "nested": {"ok": true}})
-                .as_object()
-                .cloned()
-                .unwrap(),
-        ),
-        priority: Priority::Normal,
-        occurred_at: Utc.timestamp_millis_opt(seq / 1000).single().unwrap(),
+        format!("title {event_id}"),
+        format!("message {event_id}"),
         seq,
-    }
+    )
+    .with_link(format!("/things/{event_id}"))
+    .with_data(
+        json!({"n": seq, "nested": {"ok": true}})
+            .as_object()
+            .cloned()
+            .unwrap(),
+    )
+    .with_occurred_at(Utc.timestamp_millis_opt(seq / 1000).single().unwrap())
 }
 
 const BASE: i64 = 1_795_000_000_000_000;
