@@ -7,7 +7,12 @@
 //!
 //! This library holds what both share: fixtures ([`fixtures`]), exact percentiles over
 //! sorted samples ([`stats`]), a cheap scan of MESSAGE frames for the fields the load
-//! generator needs ([`scan`]) and readings of a process's memory and CPU time ([`procfs`]).
+//! generator needs ([`scan`]), readings of a process's memory and CPU time ([`procfs`]), and
+//! what `loadgen` and `fleet` both do: open a STOMP client session ([`client`]) and start a
+//! server with its environment ([`spawn`]).
+
+pub mod client;
+pub mod spawn;
 
 pub mod fixtures {
     //! Typical events, notifications and rules, sized like real ones.

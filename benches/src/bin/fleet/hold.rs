@@ -1,22 +1,18 @@
 //! `fleet hold`: opens a slice of the sessions, reports progress on stdout, records every
 //! MESSAGE frame's latency, and writes the result file when told to stop.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
+use notify_benches::client::{self, Ws};
 use notify_benches::{procfs, scan};
-use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{watch, Semaphore};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::WebSocketStream;
 
 use crate::wire::{self, HolderResult};
 
@@ -67,8 +63,6 @@ fn now_us() -> i64 {
         .map(|d| d.as_micros() as i64)
         .unwrap_or(0)
 }
-
-type Ws = WebSocketStream<TcpStream>;
 
 /// Runs a holder; the exit code.
 pub(crate) fn main(args: HoldArgs) -> i32 {
@@ -220,76 +214,20 @@ async fn hold(args: HoldArgs) -> i32 {
     0
 }
 
-fn ws_config() -> WebSocketConfig {
-    // Small buffers: the defaults (128 KiB read buffer) would cost GBs at this scale.
-    WebSocketConfig::default()
-        .read_buffer_size(4096)
-        .write_buffer_size(0)
-        .max_message_size(Some(1 << 20))
-        .max_frame_size(Some(1 << 20))
-}
-
 async fn open(i: usize, cfg: &HoldArgs, server: &(SocketAddr, String)) -> Result<Ws, String> {
-    let socket = TcpSocket::new_v4().map_err(|e| format!("socket: {e}"))?;
     let n = cfg.source_addrs.max(1);
     let ip = Ipv4Addr::new(127, 0, cfg.source_octet, 2 + (i % n as usize) as u8);
-    socket
-        .bind(SocketAddr::new(IpAddr::V4(ip), 0))
-        .map_err(|e| format!("bind {ip}: {e}"))?;
-    let tcp = socket
-        .connect(server.0)
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    let _ = tcp.set_nodelay(true);
-    let user = format!("u{i}");
-    let groups = vec![format!("g{}", i % cfg.groups.max(1))];
-    let token = notify_core::auth::sign_hs256(cfg.secret.as_bytes(), &user, &groups, 4 * 3600);
-    let mut request = format!("ws://{}/notify?access_token={token}", server.1)
-        .into_client_request()
-        .map_err(|e| format!("request: {e}"))?;
-    request.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        HeaderValue::from_static("v12.stomp"),
-    );
-    let (mut ws, _) = tokio_tungstenite::client_async_with_config(request, tcp, Some(ws_config()))
-        .await
-        .map_err(|e| format!("handshake: {e}"))?;
-    ws.send(Message::text(
-        "CONNECT\naccept-version:1.2\nhost:localhost\nheart-beat:0,0\n\n\0",
-    ))
+    client::open(
+        i,
+        client::Target {
+            server: server.0,
+            host: &server.1,
+            source: Some(ip),
+            secret: &cfg.secret,
+            groups: cfg.groups,
+        },
+    )
     .await
-    .map_err(|e| format!("send CONNECT: {e}"))?;
-    expect(&mut ws, "CONNECTED").await?;
-    ws.send(Message::text(
-        "SUBSCRIBE\nid:sub-0\ndestination:/user/queue/notifications\nreceipt:r-0\n\n\0",
-    ))
-    .await
-    .map_err(|e| format!("send SUBSCRIBE: {e}"))?;
-    expect(&mut ws, "RECEIPT").await?;
-    Ok(ws)
-}
-
-/// Reads until a frame with `command` arrives; an ERROR frame or a close is a failure.
-async fn expect(ws: &mut Ws, command: &str) -> Result<(), String> {
-    loop {
-        match ws.next().await {
-            Some(Ok(Message::Text(t))) => match scan::command(t.as_str()) {
-                "" => continue,
-                c if c == command => return Ok(()),
-                "ERROR" => {
-                    return Err(format!(
-                        "ERROR frame: {}",
-                        scan::header(t.as_str(), "message").unwrap_or("?")
-                    ))
-                }
-                other => return Err(format!("expected {command}, got {other}")),
-            },
-            Some(Ok(Message::Close(c))) => return Err(format!("closed before {command}: {c:?}")),
-            Some(Ok(_)) => continue,
-            Some(Err(e)) => return Err(format!("waiting for {command}: {e}")),
-            None => return Err(format!("connection ended before {command}")),
-        }
-    }
 }
 
 async fn session(

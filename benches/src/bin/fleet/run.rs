@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
 use notify_benches::procfs;
+use notify_benches::spawn::ServerSpawn;
 use notify_benches::stats::Summary;
 use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
@@ -265,36 +266,20 @@ fn event_body(id: &str, kind: Kind, target: usize, sent_us: i64, pad: usize) -> 
 }
 
 fn spawn_instance(args: &RunArgs, k: usize, addr: SocketAddr) -> Result<Child, String> {
-    let mut cmd = Command::new(&args.server);
-    cmd.env("NOTIFY_LISTEN", addr.to_string())
-        .env("NOTIFY_JWT_SECRET", &args.secret)
-        .env("NOTIFY_PUBLISH_KEY", &args.publish_key)
-        .env("NOTIFY_INSTANCE_ID", format!("fleet-{k}"))
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    if std::env::var_os("RUST_LOG").is_none() {
-        cmd.env("RUST_LOG", "warn");
+    let mut cmd = ServerSpawn {
+        path: &args.server,
+        listen: addr,
+        secret: &args.secret,
+        publish_key: &args.publish_key,
+        kafka_brokers: args.kafka_brokers.as_deref(),
+        env: &args.server_env,
+        log: args
+            .server_log_dir
+            .as_ref()
+            .map(|dir| dir.join(format!("instance-{k}.log"))),
     }
-    if let Some(b) = &args.kafka_brokers {
-        cmd.env("NOTIFY_KAFKA_BROKERS", b);
-    }
-    for kv in &args.server_env {
-        let (key, value) = kv
-            .split_once('=')
-            .ok_or_else(|| format!("--server-env wants KEY=VALUE, got {kv:?}"))?;
-        cmd.env(key, value);
-    }
-    match &args.server_log_dir {
-        Some(dir) => {
-            let path = dir.join(format!("instance-{k}.log"));
-            let f = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            let f2 = f.try_clone().map_err(|e| e.to_string())?;
-            cmd.stdout(f).stderr(f2);
-        }
-        None => {
-            cmd.stdout(Stdio::null()).stderr(Stdio::null());
-        }
-    }
+    .command()?;
+    cmd.env("NOTIFY_INSTANCE_ID", format!("fleet-{k}"));
     cmd.spawn()
         .map_err(|e| format!("{}: {e}", args.server.display()))
 }

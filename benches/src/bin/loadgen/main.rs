@@ -25,25 +25,22 @@
 mod http;
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
+use notify_benches::client::{self, Ws};
 use notify_benches::procfs;
 use notify_benches::scan;
+use notify_benches::spawn::ServerSpawn;
 use notify_benches::stats::Summary;
 use serde::Serialize;
-use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::WebSocketStream;
 
 use crate::http::Http;
 
@@ -177,84 +174,18 @@ struct Outcome {
     foreign: u64,
 }
 
-type Ws = WebSocketStream<TcpStream>;
-
-fn ws_config() -> WebSocketConfig {
-    // Small buffers: the defaults (128 KiB read buffer) would cost GBs at 19k sessions.
-    WebSocketConfig::default()
-        .read_buffer_size(4096)
-        .write_buffer_size(0)
-        .max_message_size(Some(1 << 20))
-        .max_frame_size(Some(1 << 20))
-}
-
 async fn open(i: usize, setup: &Setup) -> Result<Ws, String> {
-    let source = setup.sources[i % setup.sources.len()];
-    let socket = TcpSocket::new_v4().map_err(|e| format!("socket: {e}"))?;
-    if let Some(ip) = source {
-        socket
-            .bind(SocketAddr::new(IpAddr::V4(ip), 0))
-            .map_err(|e| format!("bind {ip}: {e}"))?;
-    }
-    let tcp = socket
-        .connect(setup.server)
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    let _ = tcp.set_nodelay(true);
-    let user = format!("u{i}");
-    let groups = vec![format!("g{}", i % setup.groups.max(1))];
-    let token = notify_core::auth::sign_hs256(setup.secret.as_bytes(), &user, &groups, 4 * 3600);
-    let mut request = format!("ws://{}/notify?access_token={token}", setup.host)
-        .into_client_request()
-        .map_err(|e| format!("request: {e}"))?;
-    request.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        HeaderValue::from_static("v12.stomp"),
-    );
-    let (mut ws, _) = tokio_tungstenite::client_async_with_config(request, tcp, Some(ws_config()))
-        .await
-        .map_err(|e| format!("handshake: {e}"))?;
-    ws.send(Message::text(
-        "CONNECT\naccept-version:1.2\nhost:localhost\nheart-beat:0,0\n\n\0",
-    ))
+    client::open(
+        i,
+        client::Target {
+            server: setup.server,
+            host: &setup.host,
+            source: setup.sources[i % setup.sources.len()],
+            secret: &setup.secret,
+            groups: setup.groups,
+        },
+    )
     .await
-    .map_err(|e| format!("send CONNECT: {e}"))?;
-    expect(&mut ws, "CONNECTED").await?;
-    ws.send(Message::text(
-        "SUBSCRIBE\nid:sub-0\ndestination:/user/queue/notifications\nreceipt:r-0\n\n\0",
-    ))
-    .await
-    .map_err(|e| format!("send SUBSCRIBE: {e}"))?;
-    expect(&mut ws, "RECEIPT").await?;
-    Ok(ws)
-}
-
-/// Reads until a frame with `command` arrives; an ERROR frame or a close is a failure.
-async fn expect(ws: &mut Ws, command: &str) -> Result<(), String> {
-    loop {
-        match ws.next().await {
-            Some(Ok(Message::Text(t))) => {
-                let text = t.as_str();
-                match scan::command(text) {
-                    "" => continue,
-                    c if c == command => return Ok(()),
-                    "ERROR" => {
-                        return Err(format!(
-                            "ERROR frame: {}",
-                            scan::header(text, "message").unwrap_or("?")
-                        ))
-                    }
-                    other => return Err(format!("expected {command}, got {other}")),
-                }
-            }
-            Some(Ok(Message::Close(c))) => {
-                return Err(format!("closed before {command}: {c:?}"));
-            }
-            Some(Ok(_)) => continue,
-            Some(Err(e)) => return Err(format!("waiting for {command}: {e}")),
-            None => return Err(format!("connection ended before {command}")),
-        }
-    }
 }
 
 async fn session(
@@ -675,43 +606,18 @@ async fn wait_live(addr: SocketAddr, host: &str, within: Duration) -> Result<(),
 
 fn spawn_server(args: &Args, addr: SocketAddr) -> Result<tokio::process::Child, String> {
     let path = args.spawn_server.as_ref().expect("checked by caller");
-    let mut cmd = tokio::process::Command::new(path);
-    cmd.env("NOTIFY_LISTEN", addr.to_string())
-        .kill_on_drop(true);
-    // The server refuses HS256 secrets under 32 bytes except in demo mode, whose secret and
-    // key are the defaults here: leave both unset for it.
-    if args.secret == "notify-demo-secret" && args.publish_key == "notify-demo-key" {
-        cmd.env_remove("NOTIFY_JWT_SECRET")
-            .env_remove("NOTIFY_PUBLISH_KEY");
-    } else {
-        cmd.env("NOTIFY_JWT_SECRET", &args.secret)
-            .env("NOTIFY_PUBLISH_KEY", &args.publish_key);
+    ServerSpawn {
+        path,
+        listen: addr,
+        secret: &args.secret,
+        publish_key: &args.publish_key,
+        kafka_brokers: args.kafka_brokers.as_deref(),
+        env: &args.server_env,
+        log: args.server_log.clone(),
     }
-    if std::env::var_os("RUST_LOG").is_none() {
-        cmd.env("RUST_LOG", "warn");
-    }
-    if let Some(brokers) = &args.kafka_brokers {
-        cmd.env("NOTIFY_KAFKA_BROKERS", brokers);
-    }
-    for kv in &args.server_env {
-        let (k, v) = kv
-            .split_once('=')
-            .ok_or_else(|| format!("--server-env wants KEY=VALUE, got {kv:?}"))?;
-        cmd.env(k, v);
-    }
-    match &args.server_log {
-        Some(p) => {
-            let f = std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()))?;
-            let f2 = f.try_clone().map_err(|e| e.to_string())?;
-            cmd.stdout(f).stderr(f2);
-        }
-        None => {
-            cmd.stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null());
-        }
-    }
-    cmd.spawn()
-        .map_err(|e| format!("--spawn-server {}: {e}", path.display()))
+    .command()?
+    .spawn()
+    .map_err(|e| format!("--spawn-server {}: {e}", path.display()))
 }
 
 #[allow(clippy::too_many_lines)]
