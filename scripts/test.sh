@@ -14,6 +14,9 @@ source scripts/lib.sh
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/notify/cargo-target}"
 export CARGO_TERM_COLOR=never
+# Each clean clone builds the workspace crates afresh, so incremental state only piles up in the
+# shared cache (7 GB after a day of CI runs, which filled the disk once).
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 STATE=$(mktemp -d /tmp/notify-test.XXXXXX)
 faults_pid=
 fuzz_pid=
