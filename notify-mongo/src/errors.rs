@@ -88,3 +88,33 @@ pub(crate) fn map(op: &str, e: DriverError) -> Error {
         Error::internal_from(format!("mongodb {op} failed"), e)
     }
 }
+
+/// For an `insert_many` error: `Some(n)` when every write error is a duplicate key (`n` of
+/// them), `None` when anything else went wrong.
+pub(crate) fn only_duplicates(e: &mongodb::error::Error) -> Option<usize> {
+    let ErrorKind::InsertMany(m) = e.kind.as_ref() else {
+        return None;
+    };
+    if m.write_concern_error.is_some() {
+        return None;
+    }
+    let errs = m.write_errors.as_deref().unwrap_or_default();
+    errs.iter()
+        .all(|w| w.code == DUPLICATE_KEY)
+        .then_some(errs.len())
+}
+
+pub(crate) fn command_code(e: &mongodb::error::Error) -> Option<i32> {
+    match e.kind.as_ref() {
+        ErrorKind::Command(c) => Some(c.code),
+        _ => None,
+    }
+}
+
+pub(crate) fn is_duplicate_write(e: &mongodb::error::Error) -> bool {
+    match e.kind.as_ref() {
+        ErrorKind::Write(mongodb::error::WriteFailure::WriteError(w)) => w.code == DUPLICATE_KEY,
+        ErrorKind::Command(c) => c.code == DUPLICATE_KEY,
+        _ => false,
+    }
+}
