@@ -134,9 +134,9 @@ check_crates() {
   # box); the same sources are built, linted and tested by scripts/test.sh already. Packaging
   # still checks the manifests, the included files and that path dependencies carry versions.
   # (examples and benches are publish = false.)
-  cargo package --locked --no-verify -p notify-core -p notify-axum -p notify-warp -p notify-kafka -p notify-mongo
+  cargo package --locked --no-verify -p notify-core -p notify-axum -p notify-warp -p notify-kafka -p notify-mongo -p notify-channels
   local c pkg
-  for c in notify-core notify-axum notify-warp notify-kafka notify-mongo; do
+  for c in notify-core notify-axum notify-warp notify-kafka notify-mongo notify-channels; do
     pkg=$(ls "${CARGO_TARGET_DIR:-$ROOT/target}/package/$c-"*.crate | tail -n1)
     tar -tzf "$pkg" >"$WORK/files"
     grep -q '/README.md$' "$WORK/files" || die "$c: README.md missing from the package"
@@ -146,7 +146,7 @@ check_crates() {
   step "cargo doc, warnings denied"
   # The published crates (the benches and examples are not documented for users).
   RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features --locked \
-    -p notify-core -p notify-axum -p notify-warp -p notify-kafka -p notify-mongo
+    -p notify-core -p notify-axum -p notify-warp -p notify-kafka -p notify-mongo -p notify-channels
 
   msrv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
   step "the libraries' locked dependencies all declare a rust-version <= $msrv"
@@ -158,7 +158,7 @@ m = json.load(sys.stdin)
 pk = {p["id"]: p for p in m["packages"]}
 nodes = {n["id"]: n for n in m["resolve"]["nodes"]}
 libs = [p["id"] for p in m["packages"]
-        if p["name"] in ("notify-core", "notify-axum", "notify-warp", "notify-kafka", "notify-mongo")]
+        if p["name"] in ("notify-core", "notify-axum", "notify-warp", "notify-kafka", "notify-mongo", "notify-channels")]
 seen, stack = set(), list(libs)
 while stack:  # normal and build dependencies, what a user of the crates compiles
     i = stack.pop()
@@ -184,7 +184,7 @@ check_msrv() {
   rustup toolchain list | grep -q "^$msrv" || rustup toolchain install "$msrv" --profile minimal
   # Its own target dir: artifacts of two compilers do not mix.
   CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/msrv" cargo "+$msrv" check --locked \
-    -p notify-core -p notify-axum -p notify-warp -p notify-kafka -p notify-mongo --all-features
+    -p notify-core -p notify-axum -p notify-warp -p notify-kafka -p notify-mongo -p notify-channels --all-features
 }
 
 parts=${*:-deploy alerts crates msrv}

@@ -1,15 +1,4 @@
-//! # notify-channels
-//!
-//! Ways out of the browser for `notify-core`'s escalations ([`notify_core::escalation`]):
-//!
-//! - [`EmailChannel`]: SMTP through `lettre` (`smtp://` with STARTTLS when offered,
-//!   `smtps://user:pass@host` with implicit TLS; rustls), a ko/en template with the title,
-//!   the message and an absolute link;
-//! - [`WebhookChannel`]: a JSON POST signed with HMAC-SHA256 in `X-Notify-Signature`,
-//!   retried with backoff, and a [`DeadLetters`] record when it keeps failing.
-//!
-//! They live here rather than in core because they bring network clients (lettre, reqwest)
-//! that an embedder who does not escalate should not have to build.
+#![doc = include_str!("../README.md")]
 
 mod dead_letters;
 mod email;
