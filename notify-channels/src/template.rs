@@ -30,7 +30,7 @@ impl Lang {
 /// A rendered e-mail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rendered {
-    /// Subject line.
+    /// The e-mail's subject: `[Unread]` and the notification title, or the digest's count.
     pub subject: String,
     /// text/plain part.
     pub text: String,

@@ -17,17 +17,17 @@ pub struct Rule {
     /// User templates; a template that is one placeholder naming an array expands to its items.
     #[serde(default)]
     pub to_users: Vec<String>,
-    /// Group templates.
+    /// Group templates, expanded like the user templates; members of each group receive it.
     #[serde(default)]
     pub to_groups: Vec<String>,
-    /// Send to everybody.
+    /// When true, the notification also goes to everybody (one stored broadcast notification).
     #[serde(default)]
     pub broadcast: bool,
-    /// Title template.
+    /// Template of the notification's title; placeholders like `{data.item}` read the event.
     pub title: Option<String>,
-    /// Message template.
+    /// Template of the notification's message text, with the same placeholders.
     pub message: Option<String>,
-    /// Link template.
+    /// Template of the link the widget opens when the notification is clicked.
     pub link: Option<String>,
     /// Priority when the event has none.
     pub priority: Option<Priority>,
@@ -45,13 +45,13 @@ struct RulesFile {
 pub struct Resolved {
     /// Final recipients (never empty).
     pub recipients: Recipients,
-    /// Final title.
+    /// The event's own title, else the rule's title template rendered over the event.
     pub title: String,
-    /// Final message.
+    /// The event's own message, else the rule's message template rendered over the event.
     pub message: String,
-    /// Final link.
+    /// The event's own link, else the rule's link template rendered over the event.
     pub link: Option<String>,
-    /// Final priority.
+    /// The event's priority, else the rule's, else `normal`.
     pub priority: Priority,
 }
 

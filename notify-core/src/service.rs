@@ -282,22 +282,22 @@ impl NotifyService {
         self.escalation
     }
 
-    /// The store.
+    /// Where notifications and read state are kept (inbox pages, counts, resumes).
     pub fn store(&self) -> &Arc<dyn NotificationStore> {
         &self.store
     }
 
-    /// The hub.
+    /// The registry of live sessions that pushes are delivered through.
     pub fn hub(&self) -> &Arc<dyn SessionHub> {
         &self.hub
     }
 
-    /// The authenticator.
+    /// Verifies the bearer tokens of sessions, streams and REST calls.
     pub fn auth(&self) -> &Authenticator {
         &self.auth
     }
 
-    /// The rules.
+    /// The event-type rules that turn events into notifications.
     pub fn rules(&self) -> &Rules {
         &self.rules
     }

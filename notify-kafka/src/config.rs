@@ -69,9 +69,9 @@ enum Target {
 /// guarantees depend on them.
 #[derive(Clone)]
 pub struct KafkaConfig {
-    /// Bootstrap servers.
+    /// Bootstrap servers, `host:port[,host:port…]` (`NOTIFY_KAFKA_BROKERS`).
     pub brokers: String,
-    /// Input topic.
+    /// The topic business systems publish events to (`NOTIFY_KAFKA_TOPIC`).
     pub topic: String,
     /// Shared consumer group (store writes).
     pub group: String,

@@ -24,9 +24,9 @@ pub struct MemorySource {
 /// Counters of a [`MemorySource`], shared with its publishers.
 #[derive(Debug, Default)]
 pub struct MemoryStats {
-    /// Deliveries acknowledged.
+    /// Deliveries the pipeline acknowledged once it had handled them.
     pub acked: AtomicU64,
-    /// Deliveries dead-lettered.
+    /// Deliveries the pipeline dead-lettered (invalid events, set aside rather than retried).
     pub dead_lettered: AtomicU64,
 }
 

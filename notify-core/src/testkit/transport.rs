@@ -41,11 +41,11 @@ pub fn token(user: &str, groups: &[&str]) -> String {
 /// A minimal HTTP/1.1 response.
 #[derive(Debug)]
 pub struct HttpResponse {
-    /// Status code.
+    /// The HTTP status code of the answer (e.g. 429).
     pub status: u16,
-    /// Raw header block.
+    /// The response head after the status line, as received (for header assertions).
     pub headers: String,
-    /// Body text.
+    /// The response body decoded as UTF-8.
     pub body: String,
 }
 
