@@ -225,11 +225,9 @@ pub async fn resume_backlog_bounded(
     // Snapshot the unstored pushes first: whatever leaves this set before the store read
     // below is in the store by then.
     let pending = service.pending.visible_to(reader);
-    // Bounded like the store read below: a store outage must not fail the resume.
-    let muted = service
-        .mutes
-        .muted_within(&reader.user, FALLBACK_AFTER)
-        .await;
+    // Bounded like the store read below: a store outage must not fail the resume. It runs
+    // beside that read (see below), so an outage costs one bound, not two in a row.
+    let muted = service.mutes.muted_within(&reader.user, FALLBACK_AFTER);
     let overlap = service.config.resume_overlap.as_micros() as i64;
     let from = if overlap > 0 {
         Cursor {
@@ -242,25 +240,29 @@ pub async fn resume_backlog_bounded(
     let read = service
         .store
         .catch_up_at_most(reader, &from, service.config.resume_max);
-    let (stored, truncated) = if service.pending.covers_after(from.seq) {
-        // The record can stand in for the store: don't wait long for a store that hangs.
-        match tokio::time::timeout(FALLBACK_AFTER, read).await {
-            Ok(Ok(stored)) => stored,
-            Ok(Err(e)) if !e.is_transient() => return Err(e),
-            failed => {
-                let error = match failed {
-                    Ok(Err(e)) => e.to_string(),
-                    _ => format!("no answer within {FALLBACK_AFTER:?}"),
-                };
-                tracing::info!(user = %reader.user, %error, pending = pending.len(), "store unavailable: resume served from unstored pushes");
-                (Vec::new(), false)
+    let stored = async {
+        if service.pending.covers_after(from.seq) {
+            // The record can stand in for the store: don't wait long for a store that hangs.
+            match tokio::time::timeout(FALLBACK_AFTER, read).await {
+                Ok(Ok(stored)) => Ok(stored),
+                Ok(Err(e)) if !e.is_transient() => Err(e),
+                failed => {
+                    let error = match failed {
+                        Ok(Err(e)) => e.to_string(),
+                        _ => format!("no answer within {FALLBACK_AFTER:?}"),
+                    };
+                    tracing::info!(user = %reader.user, %error, pending = pending.len(), "store unavailable: resume served from unstored pushes");
+                    Ok((Vec::new(), false))
+                }
             }
+        } else {
+            read.await.inspect_err(|e| {
+                tracing::info!(user = %reader.user, error = %e, from = from.seq, record_from = service.pending.floor(), "resume refused: the store is unavailable and the record of pushes does not reach back that far");
+            })
         }
-    } else {
-        read.await.inspect_err(|e| {
-            tracing::info!(user = %reader.user, error = %e, from = from.seq, record_from = service.pending.floor(), "resume refused: the store is unavailable and the record of pushes does not reach back that far");
-        })?
     };
+    let (muted, stored) = tokio::join!(muted, stored);
+    let (stored, truncated) = stored?;
     let mut seen: HashSet<String> = HashSet::with_capacity(stored.len());
     let mut out: Vec<ResumeItem> = Vec::with_capacity(stored.len() + pending.len());
     for item in stored {

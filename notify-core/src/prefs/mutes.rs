@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use super::store::PreferenceStore;
 use super::type_filter::MutedTypes;
@@ -17,6 +17,11 @@ use crate::error::Result;
 
 /// How long a cached entry is trusted before it is reloaded from the store.
 pub const DEFAULT_REFRESH: Duration = Duration::from_secs(10);
+
+/// After a load fails or times out, [`MuteRegistry::muted_within`] answers from the cache
+/// without asking the store again for this long: during an outage each connection and
+/// resume would otherwise wait its full bound, one after the other.
+const UNAVAILABLE_FOR: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
 struct Entry {
@@ -37,6 +42,8 @@ pub struct MuteRegistry {
     store: Arc<dyn PreferenceStore>,
     entries: RwLock<HashMap<String, Entry>>,
     refresh: Duration,
+    /// Until when the store counts as unavailable (set by a failed or timed-out load).
+    unavailable_until: Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for MuteRegistry {
@@ -55,6 +62,7 @@ impl MuteRegistry {
             store,
             entries: RwLock::new(HashMap::new()),
             refresh,
+            unavailable_until: Mutex::new(None),
         }
     }
 
@@ -80,7 +88,13 @@ impl MuteRegistry {
     /// Used where the store is optional (a session starting, a resume served from the
     /// record of unstored pushes): a muted notification shown during an outage is the
     /// lesser harm than a refused connection or a resume that misses notifications.
+    ///
+    /// After a failed or timed-out load it does not wait again for a few seconds: it answers
+    /// from the cache at once, so a reconnect storm during an outage is not held back.
     pub async fn muted_within(&self, user: &str, wait: Duration) -> MutedTypes {
+        if self.recently_unavailable() {
+            return self.cached(user);
+        }
         match tokio::time::timeout(wait, self.muted(user)).await {
             Ok(Ok(muted)) => muted,
             failed => {
@@ -89,13 +103,28 @@ impl MuteRegistry {
                     _ => format!("no answer within {wait:?}"),
                 };
                 tracing::debug!(%user, %error, "muted types not loaded; using the cached ones");
-                self.entries
-                    .read()
-                    .get(user)
-                    .map(|e| e.muted.clone())
-                    .unwrap_or_default()
+                self.mark_unavailable();
+                self.cached(user)
             }
         }
+    }
+
+    fn cached(&self, user: &str) -> MutedTypes {
+        self.entries
+            .read()
+            .get(user)
+            .map(|e| e.muted.clone())
+            .unwrap_or_default()
+    }
+
+    fn recently_unavailable(&self) -> bool {
+        self.unavailable_until
+            .lock()
+            .is_some_and(|until| Instant::now() < until)
+    }
+
+    fn mark_unavailable(&self) {
+        *self.unavailable_until.lock() = Some(Instant::now() + UNAVAILABLE_FOR);
     }
 
     /// Replaces a user's entry (after a `PUT` on this instance, or a load).
@@ -162,6 +191,7 @@ impl MuteRegistry {
                 Ok(p) => me.set(&user, p.map(|p| p.muted_types).unwrap_or_default()),
                 Err(e) => {
                     tracing::debug!(%user, error = %e, "could not load muted types; retrying later");
+                    me.mark_unavailable();
                     if let Some(entry) = me.entries.write().get_mut(&user) {
                         entry.reloading = false;
                     }

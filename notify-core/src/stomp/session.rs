@@ -36,8 +36,9 @@ const BATCH_FRAMES: usize = 32;
 /// tungstenite's write buffer, which is released after each write) to a few KiB.
 const BATCH_BYTES: usize = 3 * 1024;
 /// Longest a starting session waits for the user's muted types (a store outage must not
-/// hold CONNECTED back; the cached entry, or nothing muted, stands meanwhile).
-const MUTES_WAIT: Duration = Duration::from_secs(2);
+/// hold CONNECTED back; the cached entry, or nothing muted, stands meanwhile). A point read
+/// answers in milliseconds; a resume after CONNECT may wait for the store once more.
+const MUTES_WAIT: Duration = Duration::from_secs(1);
 /// Most frames one WebSocket message may carry: each may cost a store read (a resume), so
 /// one message must not queue hundreds of them.
 pub const MAX_FRAMES_PER_MESSAGE: usize = 32;
