@@ -44,8 +44,8 @@ command -v cargo >/dev/null || { echo "cargo is required" >&2; exit 1; }
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 bash scripts/chromium.sh
 
-step "operations checks started in the background (scripts/test-ops.sh: Go tools, chart, alerts)"
-bash scripts/test-ops.sh deploy alerts >"$STATE/test-ops.log" 2>&1 &
+step "operations checks started in the background (scripts/test-ops.sh: Go tools, chart, alerts, check at the declared rust-version)"
+bash scripts/test-ops.sh deploy alerts msrv >"$STATE/test-ops.log" 2>&1 &
 ops_pid=$!
 
 step "format and lints"
