@@ -7,12 +7,30 @@
 //!
 //! This library holds what both share: fixtures ([`fixtures`]), exact percentiles over
 //! sorted samples ([`stats`]), a cheap scan of MESSAGE frames for the fields the load
-//! generator needs ([`scan`]), readings of a process's memory and CPU time ([`procfs`]), and
-//! what `loadgen` and `fleet` both do: open a STOMP client session ([`client`]) and start a
-//! server with its environment ([`spawn`]).
+//! generator needs ([`scan`]), readings of a process's memory and CPU time ([`procfs`]), the
+//! wall clock in µs ([`clock`]), and what `loadgen` and `fleet` both do: open and read a STOMP
+//! client session ([`client`]), talk HTTP to the server ([`http`]), start a server with its
+//! environment ([`spawn`]) and count and print deliveries ([`deliveries`]).
 
 pub mod client;
+pub mod deliveries;
+pub mod http;
 pub mod spawn;
+
+pub mod clock {
+    //! The wall clock as the load generators stamp and measure events.
+
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    /// Now, in µs since the Unix epoch (0 if the clock is before it). Wall clock, not
+    /// monotonic: events carry it to other processes (`data.sent_at_us`).
+    pub fn now_us() -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_micros() as i64)
+            .unwrap_or(0)
+    }
+}
 
 pub mod fixtures {
     //! Typical events, notifications and rules, sized like real ones.

@@ -267,28 +267,54 @@ async fn stored(
         .unwrap_or(false)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn memory_two_instances_read_cancels_priority_and_mutes() {
+/// What the memory-store tests share: mailpit, a webhook receiver, and one memory store and
+/// preference store for all their instances.
+struct Setup {
+    /// Mailpit's HTTP API.
+    api: String,
+    smtp: SmtpSettings,
+    receiver: Arc<Receiver>,
+    /// The receiver's URL.
+    hook: String,
+    store: Arc<dyn NotificationStore>,
+    prefs: Arc<dyn PreferenceStore>,
+}
+
+/// The shared setup, or `None` (the test skips) without mailpit.
+async fn setup() -> Option<Setup> {
     let (Some(smtp), Some(api)) = (env("NOTIFY_TEST_SMTP"), env("NOTIFY_TEST_MAILPIT_API")) else {
         println!("skipping: NOTIFY_TEST_SMTP / NOTIFY_TEST_MAILPIT_API not set");
-        return;
+        return None;
     };
     let smtp = SmtpSettings::parse(&smtp).unwrap();
     let (receiver, hook) = start_receiver().await;
-    let store: Arc<dyn NotificationStore> = Arc::new(MemoryStore::new());
-    let prefs: Arc<dyn PreferenceStore> = Arc::new(MemoryPreferences::new());
-    let a = instance(
-        store.clone(),
-        prefs.clone(),
-        Some(channels(&smtp, &hook)),
-        "a",
-    );
-    let b = instance(
-        store.clone(),
-        prefs.clone(),
-        Some(channels(&smtp, &hook)),
-        "b",
-    );
+    Some(Setup {
+        api,
+        smtp,
+        receiver,
+        hook,
+        store: Arc::new(MemoryStore::new()),
+        prefs: Arc::new(MemoryPreferences::new()),
+    })
+}
+
+impl Setup {
+    /// An instance on the shared stores that escalates by e-mail and webhook.
+    fn instance(&self, name: &str) -> Instance {
+        instance(
+            self.store.clone(),
+            self.prefs.clone(),
+            Some(channels(&self.smtp, &self.hook)),
+            name,
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_two_instances_read_cancels_priority_and_mutes() {
+    let Some(setup) = setup().await else { return };
+    let a = setup.instance("a");
+    let b = setup.instance("b");
 
     let user = unique("ann");
     let group = unique("ops");
@@ -339,7 +365,7 @@ async fn memory_two_instances_read_cancels_priority_and_mutes() {
     ))
     .await;
     eventually("stored", Duration::from_secs(5), || {
-        stored(store.clone(), user.clone(), vec![group.clone()], 8)
+        stored(setup.store.clone(), user.clone(), vec![group.clone()], 8)
     })
     .await;
     let read_id = notify_core::model::notification_id(
@@ -347,7 +373,15 @@ async fn memory_two_instances_read_cancels_priority_and_mutes() {
         &notify_core::Audience::User(user.clone()),
     );
     let reader = notify_core::store::Reader::new(user.clone(), vec![group.clone()]);
-    assert_eq!(store.mark_read(&reader, &[read_id]).await.unwrap().len(), 1);
+    assert_eq!(
+        setup
+            .store
+            .mark_read(&reader, &[read_id])
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     // Muted types are neither listed nor counted; the count stays exact.
     let page = notify_core::inbox::list(
         &a.service,
@@ -362,12 +396,15 @@ async fn memory_two_instances_read_cancels_priority_and_mutes() {
     eventually(
         "5 e-mails and 5 webhooks",
         Duration::from_secs(20),
-        || async { mails_to(&api, &email).await.len() >= 5 && receiver.for_user(&user).len() >= 5 },
+        || async {
+            mails_to(&setup.api, &email).await.len() >= 5
+                && setup.receiver.for_user(&user).len() >= 5
+        },
     )
     .await;
     // Give a duplicate the chance to show up.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let mails = mails_to(&api, &email).await;
+    let mails = mails_to(&setup.api, &email).await;
     let mut subjects: Vec<String> = mails
         .iter()
         .map(|m| m["Subject"].as_str().unwrap_or("").to_string())
@@ -387,7 +424,7 @@ async fn memory_two_instances_read_cancels_priority_and_mutes() {
     assert!(!subjects
         .iter()
         .any(|s| s.contains("-read") || s.contains("-low") || s.contains("-mkt")));
-    let hooks = receiver.for_user(&user);
+    let hooks = setup.receiver.for_user(&user);
     assert_eq!(hooks.len(), 5, "each escalation POSTed once");
     let mut keys: Vec<&String> = hooks.iter().map(|(k, _)| k).collect();
     keys.sort();
@@ -397,11 +434,11 @@ async fn memory_two_instances_read_cancels_priority_and_mutes() {
         assert_eq!(body["reason"], "unread");
         assert_eq!(body["notifications"].as_array().unwrap().len(), 1);
     }
-    assert_eq!(*receiver.bad.lock(), 0);
+    assert_eq!(*setup.receiver.bad.lock(), 0);
     // The e-mail has the message and the absolute link.
     let id = mails[0]["ID"].as_str().unwrap();
     let full = json_of(
-        reqwest::get(format!("{api}/api/v1/message/{id}"))
+        reqwest::get(format!("{}/api/v1/message/{id}", setup.api))
             .await
             .unwrap(),
     )
@@ -409,27 +446,15 @@ async fn memory_two_instances_read_cancels_priority_and_mutes() {
     let text = full["Text"].as_str().unwrap_or("");
     assert!(text.contains("https://app.example.com/"), "{text}");
     assert!(text.contains("message"), "{text}");
-    assert_eq!(prefs.pending_escalations().await.unwrap(), 0);
+    assert_eq!(setup.prefs.pending_escalations().await.unwrap(), 0);
     a.stop().await;
     b.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_quiet_hours_defer_and_digest() {
-    let (Some(smtp), Some(api)) = (env("NOTIFY_TEST_SMTP"), env("NOTIFY_TEST_MAILPIT_API")) else {
-        println!("skipping: NOTIFY_TEST_SMTP / NOTIFY_TEST_MAILPIT_API not set");
-        return;
-    };
-    let smtp = SmtpSettings::parse(&smtp).unwrap();
-    let (receiver, hook) = start_receiver().await;
-    let store: Arc<dyn NotificationStore> = Arc::new(MemoryStore::new());
-    let prefs: Arc<dyn PreferenceStore> = Arc::new(MemoryPreferences::new());
-    let a = instance(
-        store.clone(),
-        prefs.clone(),
-        Some(channels(&smtp, &hook)),
-        "a",
-    );
+    let Some(setup) = setup().await else { return };
+    let a = setup.instance("a");
 
     // Quiet now (UTC): from an hour ago to an hour ahead.
     let now = Utc::now();
@@ -471,10 +496,11 @@ async fn memory_quiet_hours_defer_and_digest() {
         .await;
     }
     eventually("stored", Duration::from_secs(5), || {
-        stored(store.clone(), digest_user.clone(), vec![], 2)
+        stored(setup.store.clone(), digest_user.clone(), vec![], 2)
     })
     .await;
-    prefs
+    setup
+        .prefs
         .set_digest(
             &digest_user,
             Some(Escalation {
@@ -488,14 +514,14 @@ async fn memory_quiet_hours_defer_and_digest() {
         .await
         .unwrap();
     eventually("the digest", Duration::from_secs(15), || async {
-        !mails_to(&api, &digest_mail).await.is_empty()
-            && !receiver.for_user(&digest_user).is_empty()
+        !mails_to(&setup.api, &digest_mail).await.is_empty()
+            && !setup.receiver.for_user(&digest_user).is_empty()
     })
     .await;
-    let mails = mails_to(&api, &digest_mail).await;
+    let mails = mails_to(&setup.api, &digest_mail).await;
     assert_eq!(mails.len(), 1);
     assert_eq!(mails[0]["Subject"], "[알림 요약] 읽지 않은 알림 2건");
-    let hooks = receiver.for_user(&digest_user);
+    let hooks = setup.receiver.for_user(&digest_user);
     assert_eq!(hooks.len(), 1);
     assert_eq!(hooks[0].1["reason"], "digest");
     assert_eq!(hooks[0].1["notifications"].as_array().unwrap().len(), 2);
@@ -504,12 +530,12 @@ async fn memory_quiet_hours_defer_and_digest() {
     // is scheduled.
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(
-        mails_to(&api, &quiet_mail).await.is_empty(),
+        mails_to(&setup.api, &quiet_mail).await.is_empty(),
         "nothing in quiet hours"
     );
-    assert!(receiver.for_user(&quiet_user).is_empty());
+    assert!(setup.receiver.for_user(&quiet_user).is_empty());
     assert_eq!(
-        prefs.pending_escalations().await.unwrap(),
+        setup.prefs.pending_escalations().await.unwrap(),
         2,
         "deferred + tomorrow's digest"
     );

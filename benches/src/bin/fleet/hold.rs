@@ -5,14 +5,12 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use clap::Args;
-use futures::StreamExt;
 use notify_benches::client::{self, Ws};
-use notify_benches::{procfs, scan};
+use notify_benches::procfs;
 use tokio::sync::{watch, Semaphore};
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::wire::{self, HolderResult};
 
@@ -55,13 +53,6 @@ pub(crate) struct HoldArgs {
     /// Worker threads (0: one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
-}
-
-fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
 }
 
 /// Runs a holder; the exit code.
@@ -260,42 +251,13 @@ async fn session(
     };
     let _ = ready_tx.send(true);
     drop(ready_tx);
-    loop {
-        tokio::select! {
-            biased;
-            _ = stop.changed() => break,
-            msg = ws.next() => match msg {
-                Some(Ok(Message::Text(t))) => {
-                    let mut error = None;
-                    for text in t.as_str().split_inclusive('\0') {
-                        if let Some(a) = scan::message(text) {
-                            match a.event_id.strip_prefix(cfg.prefix.as_str()).and_then(|s| s.parse::<u32>().ok()) {
-                                Some(seq) => {
-                                    let latency = now_us().saturating_sub(a.sent_at_us).max(0) as u64;
-                                    out.arrivals.push((seq, latency));
-                                    delivered.fetch_add(1, Ordering::Relaxed);
-                                }
-                                None => out.foreign += 1,
-                            }
-                        } else if scan::command(text) == "ERROR" {
-                            error = Some(format!("ERROR frame: {}", scan::header(text, "message").unwrap_or("?")));
-                        }
-                    }
-                    if error.is_some() {
-                        out.dropped = error;
-                        break;
-                    }
-                }
-                Some(Ok(Message::Close(c))) => {
-                    out.dropped = Some(format!("closed by server: {}", c.map(|c| format!("{} {}", c.code, c.reason)).unwrap_or_default()));
-                    break;
-                }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => { out.dropped = Some(format!("error: {e}")); break; }
-                None => { out.dropped = Some("connection ended".into()); break; }
-            }
-        }
-    }
+    let received = client::receive(&mut ws, &cfg.prefix, &mut stop, |_| {
+        delivered.fetch_add(1, Ordering::Relaxed);
+    })
+    .await;
+    out.arrivals = received.arrivals;
+    out.foreign = received.foreign;
+    out.dropped = received.dropped;
     if out.dropped.is_none() {
         let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
     }

@@ -24,9 +24,6 @@
 //! Latency is arrival time minus the `data.sent_at_us` the event carries (one clock: all on
 //! one box).
 
-#[path = "../loadgen/http.rs"]
-mod http;
-
 mod hold;
 mod run;
 mod wire;

@@ -5,9 +5,12 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use clap::Args;
+use notify_benches::clock::now_us;
+use notify_benches::deliveries::Deliveries;
+use notify_benches::http::{Http, Response};
 use notify_benches::procfs;
 use notify_benches::spawn::ServerSpawn;
 use notify_benches::stats::Summary;
@@ -15,7 +18,6 @@ use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdin, Command};
 
-use crate::http::Http;
 use crate::wire::{self, HolderResult};
 
 /// Flags of `fleet run`.
@@ -99,13 +101,6 @@ pub(crate) struct RunArgs {
     seed: u64,
 }
 
-fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
-}
-
 /// Runs the orchestrator; the exit code.
 pub(crate) fn main(args: RunArgs) -> i32 {
     let _ = rlimit::increase_nofile_limit(u64::MAX);
@@ -157,16 +152,9 @@ struct Report {
     dropped_samples: Vec<String>,
     instances: Vec<InstanceStats>,
     holders: Vec<HolderStats>,
-    events_published: usize,
-    publish_errors: usize,
-    publish_error_samples: Vec<String>,
-    publish_max_lag_ms: f64,
-    expected_deliveries: u64,
-    delivered: u64,
-    lost: u64,
-    duplicates: u64,
-    misrouted: u64,
-    foreign: u64,
+    /// Flattened: the JSON keeps its top-level `events_published`, `lost`, ... fields.
+    #[serde(flatten)]
+    deliveries: Deliveries,
     personal: Option<PhaseStats>,
     broadcast: Option<PhaseStats>,
     broadcast_events: Vec<BroadcastStats>,
@@ -732,7 +720,7 @@ async fn run(args: RunArgs) -> i32 {
                 report.dropped_samples.push(reason.clone());
             }
         }
-        report.foreign += r.foreign;
+        report.deliveries.foreign += r.foreign;
     }
     let ready_n = ready.iter().filter(|r| **r).count();
     report.sessions_ready = ready_n;
@@ -757,10 +745,10 @@ async fn run(args: RunArgs) -> i32 {
             cpu_seconds_workload: cpu_each_end[n] - cpu_c,
         });
     }
-    report.events_published = events.iter().filter(|e| e.ok).count();
-    report.publish_errors = errors.len();
-    report.publish_error_samples = errors.iter().take(5).cloned().collect();
-    report.publish_max_lag_ms = max_lag_us as f64 / 1000.0;
+    report.deliveries.events_published = events.iter().filter(|e| e.ok).count();
+    report.deliveries.publish_errors = errors.len();
+    report.deliveries.publish_error_samples = errors.iter().take(5).cloned().collect();
+    report.deliveries.publish_max_lag_ms = max_lag_us as f64 / 1000.0;
 
     // Per event: arrivals per session (count) and latencies.
     let mut per_event: Vec<Vec<u64>> = vec![Vec::new(); events.len()];
@@ -775,14 +763,14 @@ async fn run(args: RunArgs) -> i32 {
         for &(session, seq, latency) in &r.arrivals {
             let (session, seq) = (session as usize, seq as usize);
             let Some(e) = events.get(seq) else {
-                report.misrouted += 1;
+                report.deliveries.misrouted += 1;
                 continue;
             };
             let slot = match e.kind {
                 Kind::Broadcast => session,
                 Kind::Personal if session == e.target => 0,
                 Kind::Personal => {
-                    report.misrouted += 1;
+                    report.deliveries.misrouted += 1;
                     continue;
                 }
             };
@@ -791,7 +779,7 @@ async fn run(args: RunArgs) -> i32 {
             if *c == 1 {
                 per_event[seq].push(latency);
             } else {
-                report.duplicates += 1;
+                report.deliveries.duplicates += 1;
             }
         }
     }
@@ -802,20 +790,20 @@ async fn run(args: RunArgs) -> i32 {
         match e.kind {
             Kind::Personal => {
                 if ready[e.target] {
-                    report.expected_deliveries += 1;
+                    report.deliveries.expected_deliveries += 1;
                     if counts[seq][0] == 0 {
-                        report.lost += 1;
+                        report.deliveries.lost += 1;
                     }
                 }
             }
             Kind::Broadcast => {
-                report.expected_deliveries += ready_n as u64;
-                report.lost += (0..args.sessions)
+                report.deliveries.expected_deliveries += ready_n as u64;
+                report.deliveries.lost += (0..args.sessions)
                     .filter(|&i| ready[i] && counts[seq][i] == 0)
                     .count() as u64;
             }
         }
-        report.delivered += per_event[seq].len() as u64;
+        report.deliveries.delivered += per_event[seq].len() as u64;
     }
     let phase = |range: std::ops::Range<usize>, window: Option<(f64, f64)>, cpu_to: f64| {
         let (cpu0, publish_s) = window?;
@@ -884,14 +872,10 @@ async fn run(args: RunArgs) -> i32 {
             }
         }
     }
-    i32::from(report.lost > 0 || report.duplicates > 0 || report.misrouted > 0)
+    i32::from(report.deliveries.failed())
 }
 
-fn record(
-    events: &mut [EventRec],
-    errors: &mut Vec<String>,
-    result: std::io::Result<crate::http::Response>,
-) {
+fn record(events: &mut [EventRec], errors: &mut Vec<String>, result: std::io::Result<Response>) {
     let last = events.last_mut().expect("just pushed");
     match result {
         Ok(r) if r.status == 202 => last.ok = true,
@@ -983,17 +967,7 @@ fn print_summary(r: &Report) {
             h.cpu_seconds
         );
     }
-    println!(
-        "events: {} published, {} errors, schedule lag max {:.1} ms",
-        r.events_published, r.publish_errors, r.publish_max_lag_ms
-    );
-    for e in &r.publish_error_samples {
-        println!("  publish error: {e}");
-    }
-    println!(
-        "deliveries: {} expected, {} delivered, {} lost, {} duplicated, {} misrouted, {} foreign",
-        r.expected_deliveries, r.delivered, r.lost, r.duplicates, r.misrouted, r.foreign
-    );
+    r.deliveries.print();
     for (name, p) in [("personal", &r.personal), ("broadcast", &r.broadcast)] {
         if let Some(p) = p {
             let l = &p.latency_us;

@@ -28,14 +28,14 @@ pub(crate) fn analyse(
     phase_cpu: &[(Phase, f64, f64, Instant, Instant)],
 ) {
     let events = &publisher.events;
-    report.events_published = events.iter().filter(|e| e.expected > 0).count();
-    report.publish_errors = publisher.errors.len();
-    report.publish_error_samples = publisher.errors.iter().take(5).cloned().collect();
-    report.publish_max_lag_ms = publisher.max_lag_us as f64 / 1000.0;
-    report.expected_deliveries = publisher.expected_total();
+    report.deliveries.events_published = events.iter().filter(|e| e.expected > 0).count();
+    report.deliveries.publish_errors = publisher.errors.len();
+    report.deliveries.publish_error_samples = publisher.errors.iter().take(5).cloned().collect();
+    report.deliveries.publish_max_lag_ms = publisher.max_lag_us as f64 / 1000.0;
+    report.deliveries.expected_deliveries = publisher.expected_total();
     report.sessions_dropped = outcomes.iter().filter(|o| o.dropped.is_some()).count();
     report.dropped_reasons = top_reasons(outcomes.iter().filter_map(|o| o.dropped.clone()));
-    report.foreign = outcomes.iter().map(|o| o.foreign).sum();
+    report.deliveries.foreign = outcomes.iter().map(|o| o.foreign).sum();
 
     // Per session: which events arrived (sorted), duplicates and misrouted ones.
     let groups = publisher.group_ready.len().max(1);
@@ -46,7 +46,7 @@ pub(crate) fn analyse(
         let mut seqs: Vec<u32> = Vec::with_capacity(o.arrivals.len());
         for &(seq, latency) in &o.arrivals {
             let Some(e) = events.get(seq as usize) else {
-                report.misrouted += 1;
+                report.deliveries.misrouted += 1;
                 continue;
             };
             let meant = match e.kind {
@@ -55,7 +55,7 @@ pub(crate) fn analyse(
                 Kind::Broadcast => true,
             };
             if !meant {
-                report.misrouted += 1;
+                report.deliveries.misrouted += 1;
                 continue;
             }
             seqs.push(seq);
@@ -63,11 +63,11 @@ pub(crate) fn analyse(
             last_arrival_us[seq as usize] =
                 last_arrival_us[seq as usize].max(e.sent_us + latency as i64);
         }
-        report.delivered += seqs.len() as u64;
+        report.deliveries.delivered += seqs.len() as u64;
         seqs.sort_unstable();
         let before = seqs.len();
         seqs.dedup();
-        report.duplicates += (before - seqs.len()) as u64;
+        report.deliveries.duplicates += (before - seqs.len()) as u64;
         received[o.index] = seqs;
     }
     // Every expected (session, event) pair.
@@ -89,7 +89,7 @@ pub(crate) fn analyse(
                 .filter(|&&i| !has(i, seq))
                 .count(),
         };
-        report.lost += missing as u64;
+        report.deliveries.lost += missing as u64;
     }
 
     for &(phase, cpu0, cpu1, t0, t1) in phase_cpu {

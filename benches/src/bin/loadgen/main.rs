@@ -24,7 +24,6 @@
 
 mod analysis;
 mod args;
-mod http;
 mod publish;
 mod report;
 mod server;
@@ -33,26 +32,20 @@ mod sessions;
 use std::net::Ipv4Addr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use clap::Parser;
+use notify_benches::clock::now_us;
+use notify_benches::http::Http;
 use notify_benches::procfs;
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::analysis::{analyse, top_reasons};
 use crate::args::{parse_mix, Args};
-use crate::http::Http;
 use crate::publish::{Kind, Phase, Publisher, Rng};
 use crate::report::{cpu_pressure, machine, print_summary, Machine, Report, ServerStats};
 use crate::server::{resolve, spawn_server, wait_live};
 use crate::sessions::{session, Outcome, Setup, Shared};
-
-fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
-}
 
 fn main() {
     let args = Args::parse();
@@ -407,9 +400,5 @@ async fn run(args: Args, nofile: u64) -> i32 {
             }
         }
     }
-    if report.lost > 0 || report.duplicates > 0 || report.misrouted > 0 {
-        1
-    } else {
-        0
-    }
+    i32::from(report.deliveries.failed())
 }

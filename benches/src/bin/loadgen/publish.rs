@@ -1,10 +1,9 @@
 //! Publishing events over `POST /api/events`: the event mix, the event JSON, and the record
 //! of every event sent (who should receive it).
 
+use notify_benches::clock::now_us;
+use notify_benches::http::Http;
 use serde::Serialize;
-
-use crate::http::Http;
-use crate::now_us;
 
 /// Who an event is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

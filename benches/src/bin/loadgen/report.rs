@@ -1,5 +1,6 @@
 //! The results: the JSON report, the machine description, and the printed summary.
 
+use notify_benches::deliveries::Deliveries;
 use notify_benches::stats::Summary;
 use serde::Serialize;
 
@@ -21,16 +22,9 @@ pub(crate) struct Report {
     pub(crate) server: Option<ServerStats>,
     pub(crate) loadgen_rss_kib_after_connect: u64,
     pub(crate) loadgen_cpu_seconds: f64,
-    pub(crate) events_published: usize,
-    pub(crate) publish_errors: usize,
-    pub(crate) publish_error_samples: Vec<String>,
-    pub(crate) publish_max_lag_ms: f64,
-    pub(crate) expected_deliveries: u64,
-    pub(crate) delivered: u64,
-    pub(crate) lost: u64,
-    pub(crate) duplicates: u64,
-    pub(crate) misrouted: u64,
-    pub(crate) foreign: u64,
+    /// Flattened: the JSON keeps its top-level `events_published`, `lost`, ... fields.
+    #[serde(flatten)]
+    pub(crate) deliveries: Deliveries,
     pub(crate) phases: Vec<PhaseReport>,
     pub(crate) broadcast_events: Vec<BroadcastEvent>,
 }
@@ -176,18 +170,9 @@ pub(crate) fn print_summary(r: &Report) {
         "loadgen: RSS {} KiB after connect, CPU {:.2} s",
         r.loadgen_rss_kib_after_connect, r.loadgen_cpu_seconds
     );
-    if r.expected_deliveries > 0 || r.events_published > 0 {
-        println!(
-            "events: {} published, {} publish errors, schedule lag max {:.1} ms",
-            r.events_published, r.publish_errors, r.publish_max_lag_ms
-        );
-        for e in &r.publish_error_samples {
-            println!("  publish error: {e}");
-        }
-        println!(
-            "deliveries: {} expected, {} delivered, {} lost, {} duplicated, {} misrouted, {} foreign",
-            r.expected_deliveries, r.delivered, r.lost, r.duplicates, r.misrouted, r.foreign
-        );
+    let d = &r.deliveries;
+    if d.expected_deliveries > 0 || d.events_published > 0 {
+        d.print();
     }
     for p in &r.phases {
         let l = &p.latency_us;

@@ -3,10 +3,10 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use notify_benches::http::Http;
 use notify_benches::spawn::ServerSpawn;
 
 use crate::args::Args;
-use crate::http::Http;
 
 pub(crate) async fn resolve(url: &str) -> Result<(SocketAddr, String), String> {
     let host = url

@@ -5,13 +5,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
 use notify_benches::client::{self, Ws};
-use notify_benches::scan;
 use tokio::sync::{mpsc, watch};
-use tokio_tungstenite::tungstenite::Message;
-
-use crate::now_us;
 
 /// What every session needs to connect.
 pub(crate) struct Setup {
@@ -92,46 +87,14 @@ pub(crate) async fn session(
     shared.ready.fetch_add(1, Ordering::Relaxed);
     let _ = ready_tx.send((i, Ok(())));
     drop(ready_tx);
-    loop {
-        tokio::select! {
-            biased;
-            _ = stop.changed() => break,
-            msg = ws.next() => match msg {
-                Some(Ok(Message::Text(t))) => {
-                    // One WebSocket message may carry several STOMP frames.
-                    let mut error = None;
-                    for text in t.as_str().split_inclusive('\0') {
-                        if let Some(a) = scan::message(text) {
-                            let arrived = now_us();
-                            match a.event_id.strip_prefix(setup.prefix.as_str()).and_then(|s| s.parse::<u32>().ok()) {
-                                Some(seq) => {
-                                    out.arrivals.push((seq, arrived.saturating_sub(a.sent_at_us).max(0) as u64));
-                                    shared.delivered.fetch_add(1, Ordering::Relaxed);
-                                    shared.last_arrival_us.fetch_max(arrived, Ordering::Relaxed);
-                                }
-                                None => out.foreign += 1,
-                            }
-                        } else if scan::command(text) == "ERROR" {
-                            error = Some(format!("ERROR frame: {}", scan::header(text, "message").unwrap_or("?")));
-                        } else if scan::command(text) == "MESSAGE" {
-                            out.foreign += 1;
-                        }
-                    }
-                    if error.is_some() {
-                        out.dropped = error;
-                        break;
-                    }
-                }
-                Some(Ok(Message::Close(c))) => {
-                    out.dropped = Some(format!("closed by server: {}", c.map(|c| format!("{} {}", c.code, c.reason)).unwrap_or_default()));
-                    break;
-                }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => { out.dropped = Some(format!("error: {e}")); break; }
-                None => { out.dropped = Some("connection ended".into()); break; }
-            }
-        }
-    }
+    let received = client::receive(&mut ws, &setup.prefix, &mut stop, |arrived| {
+        shared.delivered.fetch_add(1, Ordering::Relaxed);
+        shared.last_arrival_us.fetch_max(arrived, Ordering::Relaxed);
+    })
+    .await;
+    out.arrivals = received.arrivals;
+    out.foreign = received.foreign;
+    out.dropped = received.dropped;
     if out.dropped.is_some() {
         shared.dropped.fetch_add(1, Ordering::Relaxed);
     } else {

@@ -1,6 +1,6 @@
 //! A minimal HTTP/1.1 client with keep-alive: enough for `POST /api/events`,
 //! `/health/live` and `/metrics` on the server under test, without pulling in a client
-//! library.
+//! library. Shared by `loadgen` and `fleet`.
 
 use std::io;
 use std::net::SocketAddr;
@@ -9,14 +9,16 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufStream};
 use tokio::net::TcpStream;
 
 /// One keep-alive connection, reopened when the server closed it.
-pub(crate) struct Http {
+#[derive(Debug)]
+pub struct Http {
     addr: SocketAddr,
     host: String,
     conn: Option<BufStream<TcpStream>>,
 }
 
 /// A response: status and body.
-pub(crate) struct Response {
+#[derive(Debug)]
+pub struct Response {
     /// HTTP status code.
     pub status: u16,
     /// The body (chunked bodies are joined).
@@ -25,7 +27,7 @@ pub(crate) struct Response {
 
 impl Http {
     /// A client for the server at `addr` (`host` goes in the `Host` header).
-    pub(crate) fn new(addr: SocketAddr, host: String) -> Self {
+    pub fn new(addr: SocketAddr, host: String) -> Self {
         Http {
             addr,
             host,
@@ -34,7 +36,7 @@ impl Http {
     }
 
     /// Sends a request; retries once on a fresh connection if a kept-alive one failed.
-    pub(crate) async fn request(
+    pub async fn request(
         &mut self,
         method: &str,
         path: &str,
