@@ -18,7 +18,10 @@ fn hub_with(n: usize) -> (LocalHub, Vec<SessionReceiver>) {
     let mut receivers = Vec::with_capacity(n);
     for i in 0..n {
         let (tx, rx) = session_queue(256);
-        hub.register(&Reader::new(format!("u{i}"), vec!["everyone".into()]), tx);
+        hub.register(
+            &Arc::new(Reader::new(format!("u{i}"), vec!["everyone".into()])),
+            tx,
+        );
         receivers.push(rx);
     }
     (hub, receivers)
@@ -81,7 +84,10 @@ fn bench(c: &mut Criterion) {
         b.iter_custom(|iters| timed_deliver(&hub, &mut receivers, &personal, 1, iters))
     });
     g.bench_function("register_unregister_at_10000", |b| {
-        let reader = Reader::new("newcomer", vec!["everyone".into(), "ops".into()]);
+        let reader = Arc::new(Reader::new(
+            "newcomer",
+            vec!["everyone".into(), "ops".into()],
+        ));
         b.iter(|| {
             let (tx, _rx) = session_queue(256);
             let id = hub.register(&reader, tx);

@@ -80,8 +80,10 @@ fn service(rt: &tokio::runtime::Runtime) -> (Arc<NotifyService>, MemoryPublisher
 fn to_queue(c: &mut Criterion) {
     let rt = runtime();
     let (service, publisher, _pipeline) = service(&rt);
-    let (tx, mut rx) = session_queue(256);
-    service.hub().register(&Reader::new("alice", vec![]), tx);
+    let (tx, rx) = session_queue(256);
+    service
+        .hub()
+        .register(&Arc::new(Reader::new("alice", vec![])), tx);
     // A fresh event id every time: the pipeline pushes a redelivered id only once.
     let events = EventIds::new(fixtures::event_json("evt-bench", &["alice"], &[], false));
     let mut g = c.benchmark_group("pipeline");

@@ -73,11 +73,7 @@ async fn ws_handler(
     // The session task keeps only the handshake, not the rest of the request.
     let handshake = upgrade.handshake;
     drop(request);
-    tokio::spawn(async move {
-        match on_upgrade.await {
-            Ok(io) => adapter::serve_upgraded(service, handshake, TokioIo::new(io), buffers).await,
-            Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
-        }
-    });
+    let upgraded = async move { on_upgrade.await.map(TokioIo::new) };
+    adapter::spawn_session(service, handshake, upgraded, buffers);
     into_axum(response)
 }

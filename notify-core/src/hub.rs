@@ -9,7 +9,6 @@ use std::task::Poll;
 
 use futures::task::AtomicWaker;
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::Notify;
 
 use crate::model::{Audience, Push};
 use crate::prefs::MuteRegistry;
@@ -39,15 +38,19 @@ pub struct SessionReceiver {
 /// 170, allocates slots only while pushes wait, and gives them back once drained, so an idle
 /// session holds no slots however large a burst it once received. Only the hub offers and
 /// only the session receives, so the mutex is uncontended except for the moment of a push.
+///
+/// The queue also carries the session's two signals, overflow and shutdown, over the same
+/// waker: a session waits for pushes and signals with one registration, and its task holds
+/// no `Notify` future or shutdown receiver (together ~200 bytes per idle session).
 #[derive(Debug)]
 struct Queue {
     state: Mutex<QueueState>,
-    /// The receiving task, woken on a push and when the last sender goes.
+    /// The receiving task, woken on a push, a signal, and when the last sender goes.
     waker: AtomicWaker,
     capacity: usize,
     senders: AtomicUsize,
     overflow: AtomicBool,
-    overflow_notify: Notify,
+    shutdown: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -67,7 +70,7 @@ pub fn session_queue(capacity: usize) -> (SessionSender, SessionReceiver) {
         capacity: capacity.max(1),
         senders: AtomicUsize::new(1),
         overflow: AtomicBool::new(false),
-        overflow_notify: Notify::new(),
+        shutdown: AtomicBool::new(false),
     });
     (
         SessionSender {
@@ -109,8 +112,8 @@ impl SessionSender {
         }
         if state.items.len() >= q.capacity {
             drop(state);
-            q.overflow.store(true, Ordering::Relaxed);
-            q.overflow_notify.notify_one();
+            q.overflow.store(true, Ordering::Release);
+            q.waker.wake();
             return false;
         }
         state.items.push_back(push.clone());
@@ -118,6 +121,21 @@ impl SessionSender {
         q.waker.wake();
         true
     }
+
+    /// Tells the session that the server is shutting down ([`Signal::ShuttingDown`]).
+    pub fn shut_down(&self) {
+        self.queue.shutdown.store(true, Ordering::Release);
+        self.queue.waker.wake();
+    }
+}
+
+/// What a session learns from its queue besides pushes; see [`SessionReceiver::signal`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// The queue overflowed: the session is a slow consumer and must close.
+    Overflowed,
+    /// The server is shutting down: the session closes with a reconnect hint.
+    ShuttingDown,
 }
 
 impl Drop for SessionReceiver {
@@ -130,11 +148,11 @@ impl Drop for SessionReceiver {
 
 impl SessionReceiver {
     /// The next queued push; `None` when the hub dropped the session.
-    pub async fn recv(&mut self) -> Option<Arc<Push>> {
+    pub async fn recv(&self) -> Option<Arc<Push>> {
         std::future::poll_fn(|cx| self.poll_recv(cx)).await
     }
 
-    fn poll_recv(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Option<Arc<Push>>> {
+    fn poll_recv(&self, cx: &mut std::task::Context<'_>) -> Poll<Option<Arc<Push>>> {
         if let Some(p) = self.pop() {
             return Poll::Ready(Some(p));
         }
@@ -150,7 +168,7 @@ impl SessionReceiver {
         Poll::Pending
     }
 
-    fn pop(&mut self) -> Option<Arc<Push>> {
+    fn pop(&self) -> Option<Arc<Push>> {
         let mut state = self.queue.state.lock();
         let push = state.items.pop_front();
         if state.items.is_empty() && state.items.capacity() > KEEP_SLOTS {
@@ -180,28 +198,39 @@ impl SessionReceiver {
 
     /// True once the queue has overflowed.
     pub fn overflowed(&self) -> bool {
-        self.queue.overflow.load(Ordering::Relaxed)
+        self.queue.overflow.load(Ordering::Acquire)
     }
 
-    /// A handle that completes when the queue overflows, usable while receiving.
-    pub fn overflow_signal(&self) -> OverflowSignal {
-        OverflowSignal(self.queue.clone())
+    /// Waits for a [`Signal`] (returns at once if one was given); usable while receiving.
+    /// Overflow comes first when both were given.
+    pub async fn signal(&self) -> Signal {
+        std::future::poll_fn(|cx| self.poll_signal(cx, true)).await
     }
-}
 
-/// Completes when a session queue overflows; see [`SessionReceiver::overflow_signal`].
-#[derive(Debug, Clone)]
-pub struct OverflowSignal(Arc<Queue>);
+    /// Waits for the queue to overflow (returns at once if it did), ignoring shutdown: a
+    /// session writing a frame finishes the write first.
+    pub async fn overflow(&self) {
+        std::future::poll_fn(|cx| self.poll_signal(cx, false).map(|_| ())).await
+    }
 
-impl OverflowSignal {
-    /// Waits for the overflow (returns at once if it already happened).
-    pub async fn wait(&self) {
-        loop {
-            let notified = self.0.overflow_notify.notified();
-            if self.0.overflow.load(Ordering::Relaxed) {
-                return;
+    fn poll_signal(&self, cx: &mut std::task::Context<'_>, shutdown: bool) -> Poll<Signal> {
+        let given = || {
+            if self.queue.overflow.load(Ordering::Acquire) {
+                Some(Signal::Overflowed)
+            } else if shutdown && self.queue.shutdown.load(Ordering::Acquire) {
+                Some(Signal::ShuttingDown)
+            } else {
+                None
             }
-            notified.await;
+        };
+        if let Some(signal) = given() {
+            return Poll::Ready(signal);
+        }
+        self.queue.waker.register(cx.waker());
+        // Checked again after registering: a signal in between would otherwise be missed.
+        match given() {
+            Some(signal) => Poll::Ready(signal),
+            None => Poll::Pending,
         }
     }
 }
@@ -216,15 +245,21 @@ impl OverflowSignal {
 ///   broadcast. It never waits: a full session queue marks that session a slow consumer
 ///   and does not hold up the others. Returns the number of sessions it reached.
 /// - Which subscription of a session receives the push is the session's business.
+/// - After `shut_down`, every registered session's queue, and the queue of every session
+///   registered later, reports [`Signal::ShuttingDown`].
 pub trait SessionHub: Send + Sync + 'static {
-    /// Adds a session.
-    fn register(&self, reader: &Reader, sender: SessionSender) -> SessionId;
+    /// Adds a session. The reader is shared with the session (one copy of the user's name
+    /// and groups per session, not two).
+    fn register(&self, reader: &Arc<Reader>, sender: SessionSender) -> SessionId;
     /// Removes a session.
     fn unregister(&self, id: SessionId);
     /// Offers a push to the matching sessions; returns how many took it.
     fn deliver(&self, push: &Arc<Push>) -> usize;
     /// Sessions currently registered.
     fn session_count(&self) -> usize;
+    /// Gives every session, and every session registered from now on,
+    /// [`Signal::ShuttingDown`] (the server is stopping; clients should reconnect).
+    fn shut_down(&self);
 }
 
 /// The in-process hub: indexes by user and by group, one read-write lock that is never held
@@ -240,6 +275,7 @@ pub struct LocalHub {
     next_id: AtomicU64,
     inner: RwLock<HubInner>,
     mutes: Option<Arc<MuteRegistry>>,
+    shutting_down: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -251,7 +287,7 @@ struct HubInner {
 
 #[derive(Debug)]
 struct Entry {
-    reader: Reader,
+    reader: Arc<Reader>,
     sender: SessionSender,
     /// Position of this session in `by_user[reader.user]` (index 0) and in
     /// `by_group[reader.groups[k]]` (index 1 + k). `u32` keeps the entry small; a hub holds
@@ -332,7 +368,7 @@ impl HubInner {
 }
 
 impl SessionHub for LocalHub {
-    fn register(&self, reader: &Reader, sender: SessionSender) -> SessionId {
+    fn register(&self, reader: &Arc<Reader>, sender: SessionSender) -> SessionId {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         if let Some(mutes) = &self.mutes {
             mutes.touch(&reader.user);
@@ -342,6 +378,11 @@ impl SessionHub for LocalHub {
         slots.push(add_to(&mut inner.by_user, &reader.user, id));
         for g in &reader.groups {
             slots.push(add_to(&mut inner.by_group, g, id));
+        }
+        // Read under the write lock: `shut_down` sets the flag before it walks the
+        // sessions, so a session is either walked or sees the flag here.
+        if self.shutting_down.load(Ordering::Acquire) {
+            sender.shut_down();
         }
         inner.sessions.insert(
             id,
@@ -407,6 +448,13 @@ impl SessionHub for LocalHub {
     fn session_count(&self) -> usize {
         self.inner.read().sessions.len()
     }
+
+    fn shut_down(&self) {
+        self.shutting_down.store(true, Ordering::Release);
+        for entry in self.inner.read().sessions.values() {
+            entry.sender.shut_down();
+        }
+    }
 }
 
 #[cfg(test)]
@@ -417,10 +465,10 @@ mod tests {
     #[tokio::test]
     async fn routes_by_audience_and_marks_overflow() {
         let hub = LocalHub::new();
-        let (a_tx, mut a_rx) = session_queue(2);
-        let (b_tx, mut b_rx) = session_queue(8);
-        let a = hub.register(&Reader::new("ann", vec!["ops".into()]), a_tx);
-        hub.register(&Reader::new("bob", vec![]), b_tx);
+        let (a_tx, a_rx) = session_queue(2);
+        let (b_tx, b_rx) = session_queue(8);
+        let a = hub.register(&Arc::new(Reader::new("ann", vec!["ops".into()])), a_tx);
+        hub.register(&Arc::new(Reader::new("bob", vec![])), b_tx);
         assert_eq!(hub.deliver(&push_for(Audience::User("ann".into()))), 1);
         assert_eq!(hub.deliver(&push_for(Audience::Group("ops".into()))), 1);
         assert_eq!(
@@ -445,7 +493,7 @@ mod tests {
 
     #[tokio::test]
     async fn queue_wakes_the_receiver_ends_with_the_senders_and_gives_slots_back() {
-        let (tx, mut rx) = session_queue(300);
+        let (tx, rx) = session_queue(300);
         let tx2 = tx.clone();
         let waiting = tokio::spawn(async move {
             let first = rx.recv().await;
@@ -485,7 +533,7 @@ mod tests {
     #[test]
     fn unregister_in_any_order_keeps_the_indexes_exact() {
         let hub = LocalHub::new();
-        let mut live: Vec<(SessionId, Reader, SessionReceiver)> = Vec::new();
+        let mut live: Vec<(SessionId, Arc<Reader>, SessionReceiver)> = Vec::new();
         for i in 0..60 {
             let (tx, rx) = session_queue(1024);
             // Two users share sessions, groups overlap, and one token repeats a group.
@@ -493,7 +541,7 @@ mod tests {
             if i % 7 == 0 {
                 groups.push(format!("g{}", i % 3));
             }
-            let reader = Reader::new(format!("u{}", i % 5), groups);
+            let reader = Arc::new(Reader::new(format!("u{}", i % 5), groups));
             let id = hub.register(&reader, tx);
             live.push((id, reader, rx));
         }

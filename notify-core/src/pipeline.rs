@@ -719,8 +719,8 @@ mod tests {
         let pipeline = Pipeline::new(service.clone(), source)
             .with_config(config)
             .spawn();
-        let reader = Reader::new("ann", vec![]);
-        let (tx, mut rx) = session_queue(64);
+        let reader = Arc::new(Reader::new("ann", vec![]));
+        let (tx, rx) = session_queue(64);
         service.hub.register(&reader, tx);
 
         store.down.store(true, Ordering::SeqCst);

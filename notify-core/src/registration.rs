@@ -38,7 +38,7 @@ impl Registration {
     /// Registers `reader`'s session with `hub`.
     pub fn new(
         hub: &Arc<dyn SessionHub>,
-        reader: &Reader,
+        reader: &Arc<Reader>,
         sender: SessionSender,
         slots: SessionSlots,
     ) -> Self {
@@ -86,8 +86,12 @@ mod tests {
                 connection: Some(l.connection().unwrap()),
                 user_session: Some(l.user_session("alice").unwrap()),
             };
-            let _registration =
-                Registration::new(&h, &Reader::new("alice", vec!["g".into()]), sender, slots);
+            let _registration = Registration::new(
+                &h,
+                &Arc::new(Reader::new("alice", vec!["g".into()])),
+                sender,
+                slots,
+            );
             assert_eq!(h.session_count(), 1);
             panic!("a bug in a session");
         });

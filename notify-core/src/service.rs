@@ -335,6 +335,7 @@ impl NotifyService {
     /// Asks sessions to close with a reconnect hint and streams to end.
     pub fn shutdown(&self) {
         self.shutdown.send_replace(true);
+        self.hub.shut_down();
     }
 
     /// True once [`NotifyService::shutdown`] was called.

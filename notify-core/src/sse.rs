@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::auth::Principal;
-use crate::hub::session_queue;
+use crate::hub::{session_queue, Signal};
 use crate::inbox;
 use crate::metrics;
 use crate::model::Cursor;
@@ -60,12 +60,12 @@ pub fn event_stream(
 ) -> impl Stream<Item = Bytes> + Send + 'static {
     let (tx, rx) = mpsc::channel::<Bytes>(16);
     tokio::spawn(async move {
-        let reader = principal.reader();
-        let (sender, mut queue) = session_queue(service.config().session_queue);
+        let reader = Arc::new(principal.reader());
+        let (sender, queue) = session_queue(service.config().session_queue);
         // Unregisters on every exit, a panic included.
         let _registration = Registration::new(service.hub(), &reader, sender, slots);
         let expires_at = principal.expires_at;
-        let reason = pump(&service, &reader, since, expires_at, &tx, &mut queue).await;
+        let reason = pump(&service, &reader, since, expires_at, &tx, &queue).await;
         metrics::session_closed(reason);
     });
     ReceiverStream::new(rx)
@@ -89,7 +89,7 @@ async fn pump(
     since: Option<Cursor>,
     expires_at: chrono::DateTime<chrono::Utc>,
     tx: &mpsc::Sender<Bytes>,
-    queue: &mut crate::hub::SessionReceiver,
+    queue: &crate::hub::SessionReceiver,
 ) -> &'static str {
     if tx
         .send(Bytes::from_static(b"retry: 3000\n: connected\n\n"))
@@ -135,18 +135,18 @@ async fn pump(
         .unwrap_or(Duration::ZERO);
     let expiry = tokio::time::sleep(expires_in);
     tokio::pin!(expiry);
-    let mut shutdown = service.shutdown_signal();
     let keepalive = service.config().sse_keepalive;
-    let overflow = queue.overflow_signal();
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
     loop {
         tokio::select! {
             biased;
-            _ = async { let _ = shutdown.wait_for(|s| *s).await; } => {
-                let _ = tx.send(Bytes::from_static(b"event: shutdown\ndata: {\"reconnect\":true}\n\n")).await;
-                return "shutdown";
-            }
-            _ = overflow.wait() => return "slow_consumer",
+            signal = queue.signal() => match signal {
+                Signal::Overflowed => return "slow_consumer",
+                Signal::ShuttingDown => {
+                    let _ = tx.send(Bytes::from_static(b"event: shutdown\ndata: {\"reconnect\":true}\n\n")).await;
+                    return "shutdown";
+                }
+            },
             _ = tx.closed() => return "client",
             push = queue.recv() => {
                 let Some(push) = push else { return "error" };

@@ -95,8 +95,9 @@ async fn latency(users: usize, rate: u64, seconds: u64) {
     let mut receivers = Vec::new();
     let names: Vec<String> = (0..users).map(|u| format!("user-{u}")).collect();
     for name in &names {
-        let (tx, mut rx) = session_queue(4096);
-        svc.hub().register(&Reader::new(name.clone(), vec![]), tx);
+        let (tx, rx) = session_queue(4096);
+        svc.hub()
+            .register(&Arc::new(Reader::new(name.clone(), vec![])), tx);
         let sent_at = sent_at.clone();
         let samples = samples.clone();
         receivers.push(tokio::spawn(async move {

@@ -35,7 +35,7 @@ async fn broker_restart_mid_stream_loses_nothing() {
     let cfg = config(&b, "restart");
     let memory = Arc::new(MemoryStore::new());
     let svc = service(memory.clone());
-    let mut alice = session(&svc, "alice", &[], 4096);
+    let alice = session(&svc, "alice", &[], 4096);
     let running = start(cfg.clone(), svc).await;
 
     // An idempotent producer that keeps retrying through the outage.

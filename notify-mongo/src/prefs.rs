@@ -300,6 +300,31 @@ impl PreferenceStore for MongoPreferences {
         .await
     }
 
+    async fn get_many(&self, users: &[String]) -> Result<Vec<(String, Preferences)>> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.timed("get many preferences", async {
+            let docs: Vec<Document> = self
+                .profiles
+                .find(doc! {"_id": {"$in": users}, "prefs": {"$exists": true}})
+                .await
+                .map_err(|e| errors::map("find profiles", e))?
+                .try_collect()
+                .await
+                .map_err(|e| errors::map("find profiles", e))?;
+            docs.iter()
+                .map(|d| {
+                    let user = d
+                        .get_str("_id")
+                        .map_err(|e| internal("profile without string _id", e))?;
+                    Ok((user.to_string(), Self::profile_of(user, Some(d))?.prefs))
+                })
+                .collect()
+        })
+        .await
+    }
+
     async fn put(&self, user: &str, prefs: &Preferences) -> Result<()> {
         self.timed("put preferences", async {
             self.profiles

@@ -24,5 +24,5 @@ pub use body::{read_body, serve_api};
 pub use responses::{json_error, websocket_method_not_allowed, websocket_required};
 pub use routes::{is_route, ROUTES, WEBSOCKET_ROUTE};
 #[cfg(feature = "tungstenite")]
-pub use tungstenite::{serve_upgraded, websocket_config};
+pub use tungstenite::{spawn_session, websocket_config};
 pub use upgrade::{check_upgrade, Upgrade};

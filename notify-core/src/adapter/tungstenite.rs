@@ -6,6 +6,7 @@
 use bytes::Bytes;
 use futures::{ready, Sink, Stream};
 use http::{header, HeaderValue, Response, StatusCode};
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -49,21 +50,34 @@ impl Upgrade {
     }
 }
 
-/// Runs one STOMP session over `io`, a connection the server already switched to the
-/// WebSocket protocol (after [`Upgrade::switching_protocols`]), with the `handshake` of its
-/// [`Upgrade`]. Only the handshake: the rest of the upgrade request has no business living as
-/// long as the session does.
-pub async fn serve_upgraded<S>(
+/// Spawns the STOMP session of an upgrade answered with [`Upgrade::switching_protocols`]:
+/// `upgraded` resolves to the connection once the server switched it to the WebSocket
+/// protocol (hyper's `OnUpgrade`, wrapped for tokio's I/O traits). The task keeps only the
+/// `handshake` of the [`Upgrade`]: the rest of the upgrade request has no business living
+/// as long as the session does.
+pub fn spawn_session<F, S, E>(
     service: Arc<NotifyService>,
     handshake: Handshake,
-    io: S,
+    upgraded: F,
     buffers: WsBuffers,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
+    F: Future<Output = Result<S, E>> + Send + 'static,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    E: std::fmt::Display,
 {
-    let socket =
-        WebSocketStream::from_raw_socket(io, Role::Server, Some(websocket_config(buffers))).await;
-    stomp::run_socket(service, handshake, StompSocket(socket)).await;
+    let socket = async move {
+        let io = match upgraded.await {
+            Ok(io) => io,
+            Err(e) => {
+                tracing::debug!(error = %e, "websocket upgrade failed");
+                return None;
+            }
+        };
+        let config = Some(websocket_config(buffers));
+        let ws = WebSocketStream::from_raw_socket(io, Role::Server, config).await;
+        Some(StompSocket(ws))
+    };
+    tokio::spawn(stomp::run_socket_from(service, handshake, socket));
 }
 
 /// A tungstenite WebSocket as the session's socket: messages mapped to [`Inbound`] and from
@@ -129,5 +143,27 @@ mod tests {
         let c = websocket_config(b);
         assert_eq!(c.read_buffer_size, b.read);
         assert_eq!(c.max_message_size, Some(1024 * 1024));
+    }
+
+    /// What an idle session costs is mostly its task's future (BENCHMARKS.md, issue #14):
+    /// it must not grow back to the ~2.9 KB it had when the opening and the closing were
+    /// states of the same future. Sizes differ by compiler and profile, hence the margin.
+    #[tokio::test]
+    async fn an_idle_sessions_future_stays_small() {
+        let (_source, publisher) = crate::MemorySource::new(16);
+        let service = NotifyService::builder(
+            Arc::new(crate::store::MemoryStore::new()),
+            Arc::new(publisher),
+            crate::auth::Authenticator::hs256(b"size"),
+        )
+        .build();
+        let (io, _peer) = tokio::io::duplex(64);
+        let socket = async move {
+            let ws = WebSocketStream::from_raw_socket(io, Role::Server, None).await;
+            Some(StompSocket(ws))
+        };
+        let session = stomp::run_socket_from(service, Handshake::default(), socket);
+        let size = std::mem::size_of_val(&session);
+        assert!(size <= 1280, "a session's future is {size} bytes");
     }
 }

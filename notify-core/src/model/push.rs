@@ -1,6 +1,6 @@
 //! Notifications on their way to sessions, serialized once.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -20,6 +20,9 @@ pub struct Push {
     /// The trace context to hand to clients (`traceparent` on STOMP MESSAGE frames and SSE
     /// events), when the event carried one or its path was traced.
     pub trace: Option<TraceContext>,
+    /// The STOMP MESSAGE frame after its per-session headers, encoded once by the first
+    /// session that writes it ([`Push::stomp_tail`]).
+    stomp_tail: OnceLock<String>,
 }
 
 impl Push {
@@ -40,6 +43,20 @@ impl Push {
             json,
             event_time,
             trace,
+            stomp_tail: OnceLock::new(),
+        })
+    }
+
+    /// Everything of this push's STOMP MESSAGE frame after `destination` and
+    /// `subscription` (see [`crate::stomp::frame::push_message`]), the same for every
+    /// session: encoded on first use, once for a broadcast to 10,000 sessions.
+    pub fn stomp_tail(&self) -> &str {
+        self.stomp_tail.get_or_init(|| {
+            crate::stomp::frame::message_tail(
+                &self.notification.id,
+                self.trace.as_ref(),
+                &self.json,
+            )
         })
     }
 }

@@ -1,9 +1,19 @@
 //! [`ContactCache`]: remembers each user's contact (e-mail claim, groups) from their last
 //! connection, writing to the store only when it changed, so a reconnecting client costs no
 //! write.
+//!
+//! Connections hand their contact to a background writer ([`ContactCache::queue`],
+//! [`ContactCache::write_queued`]) rather than writing it themselves: a reconnect storm
+//! (every client of a restarted instance at once) must not put one store write, and one
+//! task waiting for it, per connection in flight. Measured with 100,000 sessions over six
+//! instances on FerretDB: per-connection writes timed out by the thousand and each waiting
+//! task held ~8 KiB (BENCHMARKS.md, issue #14).
 
 use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use futures::StreamExt;
 use parking_lot::Mutex;
 
 use super::store::{Contact, PreferenceStore};
@@ -14,10 +24,32 @@ use crate::error::Result;
 /// connection then writes once more, which is harmless).
 const MAX_CACHED: usize = 100_000;
 
+/// Most contacts waiting for the writer (one per user; a newer one replaces the older).
+/// Past it a contact is not queued: the user's next connection queues it again.
+const MAX_QUEUED: usize = 100_000;
+
+/// Contact writes in flight at once.
+const WRITES_IN_FLIGHT: usize = 4;
+
 /// The last contact written per user, by this process.
+///
+/// Kept as 64-bit digests, user to contact: 16 bytes per user instead of the user's name,
+/// e-mail and groups (over 200 bytes with their allocations, for every user who ever
+/// connected). A collision could only skip one write of a contact that changed, with odds
+/// of about one in 2^64 per pair of users.
 #[derive(Debug, Default)]
 pub struct ContactCache {
-    written: Mutex<HashMap<String, Contact>>,
+    written: Mutex<HashMap<u64, u64>>,
+    /// Contacts waiting for the background writer, by user.
+    queued: Mutex<HashMap<String, Contact>>,
+    /// True while a writer runs.
+    writing: AtomicBool,
+}
+
+fn digest(value: &impl Hash) -> u64 {
+    let mut h = DefaultHasher::new();
+    value.hash(&mut h);
+    h.finish()
 }
 
 impl ContactCache {
@@ -32,7 +64,8 @@ impl ContactCache {
             email: principal.email.clone(),
             groups: principal.groups.clone(),
         };
-        if self.written.lock().get(&principal.user) == Some(&contact) {
+        let (user, digest) = (digest(&principal.user), digest(&contact));
+        if self.written.lock().get(&user) == Some(&digest) {
             return Ok(());
         }
         store.remember(&principal.user, &contact).await?;
@@ -40,7 +73,68 @@ impl ContactCache {
         if written.len() >= MAX_CACHED {
             written.clear();
         }
-        written.insert(principal.user.clone(), contact);
+        written.insert(user, digest);
         Ok(())
+    }
+
+    /// Queues the principal's contact for [`ContactCache::write_queued`] unless it is what
+    /// this process last wrote. True when the caller must start a writer (none runs).
+    pub fn queue(&self, principal: &Principal) -> bool {
+        let contact = Contact {
+            email: principal.email.clone(),
+            groups: principal.groups.clone(),
+        };
+        if self.written.lock().get(&digest(&principal.user)) == Some(&digest(&contact)) {
+            return false;
+        }
+        {
+            let mut queued = self.queued.lock();
+            if queued.len() >= MAX_QUEUED && !queued.contains_key(&principal.user) {
+                tracing::debug!(user = %principal.user, "contact writer behind; not queued");
+                return false;
+            }
+            queued.insert(principal.user.clone(), contact);
+        }
+        !self.writing.swap(true, Ordering::AcqRel)
+    }
+
+    /// Writes the queued contacts, a few at a time, until none are left. A
+    /// failed write is logged and dropped (the user's next connection queues it again).
+    pub async fn write_queued(&self, store: &dyn PreferenceStore) {
+        loop {
+            let batch: Vec<(String, Contact)> = {
+                let mut queued = self.queued.lock();
+                let users: Vec<String> = queued.keys().take(64).cloned().collect();
+                users
+                    .into_iter()
+                    .filter_map(|u| queued.remove_entry(&u))
+                    .collect()
+            };
+            if batch.is_empty() {
+                self.writing.store(false, Ordering::Release);
+                // A contact queued after the last take but before the flag cleared would
+                // wait for the next connection without this check.
+                if self.queued.lock().is_empty() || self.writing.swap(true, Ordering::AcqRel) {
+                    return;
+                }
+                continue;
+            }
+            futures::stream::iter(batch)
+                .for_each_concurrent(WRITES_IN_FLIGHT, |(user, contact)| async move {
+                    match store.remember(&user, &contact).await {
+                        Ok(()) => {
+                            let mut written = self.written.lock();
+                            if written.len() >= MAX_CACHED {
+                                written.clear();
+                            }
+                            written.insert(digest(&user), digest(&contact));
+                        }
+                        Err(e) => {
+                            tracing::warn!(%user, error = %e, "could not remember the user's contact")
+                        }
+                    }
+                })
+                .await;
+        }
     }
 }

@@ -27,9 +27,7 @@ pub async fn put(service: &NotifyService, principal: &Principal, body: &[u8]) ->
     remember(service, principal).await;
     let store = service.preferences();
     store.put(&principal.user, &prefs).await?;
-    service
-        .mutes()
-        .set(&principal.user, prefs.muted_types.clone());
+    service.mutes().set(&principal.user, Some(&prefs));
     store
         .set_digest(&principal.user, next_digest(&principal.user, &prefs))
         .await?;
@@ -66,9 +64,14 @@ pub async fn remember(service: &NotifyService, principal: &Principal) {
 }
 
 /// [`remember`] without waiting for it (a connection starting must not wait for the store,
-/// which may be down; the contact is only needed when an escalation falls due).
+/// which may be down; the contact is only needed when an escalation falls due): queued for
+/// the one background writer of the process.
 pub fn remember_in_background(service: &Arc<NotifyService>, principal: &Principal) {
-    let service = service.clone();
-    let principal = principal.clone();
-    tokio::spawn(async move { remember(&service, &principal).await });
+    if service.contacts().queue(principal) {
+        let service = service.clone();
+        tokio::spawn(async move {
+            let store = service.preferences().clone();
+            service.contacts().write_queued(store.as_ref()).await;
+        });
+    }
 }

@@ -12,7 +12,7 @@ use crate::error::Result;
 use crate::model::Notification;
 
 /// What is remembered about a user from their last connection (token claims).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Contact {
     /// The e-mail claim (`NOTIFY_JWT_EMAIL_CLAIM`), if the token had one.
     pub email: Option<String>,
@@ -104,6 +104,18 @@ pub enum Finish {
 pub trait PreferenceStore: Send + Sync + 'static {
     /// A user's preferences, if ever set.
     async fn get(&self, user: &str) -> Result<Option<Preferences>>;
+    /// The preferences of those of `users` who ever set them, in any order. The mute cache
+    /// reloads many users at once with it (a broadcast finds thousands of stale entries);
+    /// a store that can, answers in one round trip. The default asks [`Self::get`] per user.
+    async fn get_many(&self, users: &[String]) -> Result<Vec<(String, Preferences)>> {
+        let mut found = Vec::new();
+        for user in users {
+            if let Some(prefs) = self.get(user).await? {
+                found.push((user.clone(), prefs));
+            }
+        }
+        Ok(found)
+    }
     /// Replaces a user's preferences.
     async fn put(&self, user: &str, prefs: &Preferences) -> Result<()>;
     /// Replaces the contact remembered from the user's last connection.

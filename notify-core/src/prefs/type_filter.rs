@@ -14,7 +14,9 @@ const MAX_PATTERN_CHARS: usize = 256;
 /// type). `*` anywhere else is refused, so matching stays a prefix test.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MutedTypes {
-    patterns: Arc<[String]>,
+    /// `None` when nothing is muted, the common case: no allocation for each user cached
+    /// with nothing muted.
+    patterns: Option<Arc<[String]>>,
 }
 
 impl MutedTypes {
@@ -44,23 +46,23 @@ impl MutedTypes {
         let mut patterns = patterns;
         patterns.dedup();
         Ok(MutedTypes {
-            patterns: patterns.into(),
+            patterns: (!patterns.is_empty()).then(|| patterns.into()),
         })
     }
 
     /// The patterns as given.
     pub fn patterns(&self) -> &[String] {
-        &self.patterns
+        self.patterns.as_deref().unwrap_or_default()
     }
 
     /// True when nothing is muted.
     pub fn is_empty(&self) -> bool {
-        self.patterns.is_empty()
+        self.patterns.is_none()
     }
 
     /// True when `notification_type` is muted.
     pub fn matches(&self, notification_type: &str) -> bool {
-        self.patterns.iter().any(|p| match p.strip_suffix('*') {
+        self.patterns().iter().any(|p| match p.strip_suffix('*') {
             Some(prefix) => notification_type.starts_with(prefix),
             None => p == notification_type,
         })

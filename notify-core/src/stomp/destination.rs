@@ -13,7 +13,9 @@ pub const GROUP_TOPIC_PREFIX: &str = "/topic/groups.";
 pub(super) enum Destination {
     UserQueue,
     Broadcast,
-    Group(String),
+    /// The whole destination, `/topic/groups.{name}`: it is echoed in every MESSAGE frame,
+    /// and the group's name is its tail.
+    Group(Box<str>),
 }
 
 impl Destination {
@@ -21,14 +23,26 @@ impl Destination {
         match (self, audience) {
             (Destination::UserQueue, _) => true,
             (Destination::Broadcast, Audience::Broadcast) => true,
-            (Destination::Group(g), Audience::Group(a)) => g == a,
+            (Destination::Group(d), Audience::Group(a)) => {
+                d.strip_prefix(GROUP_TOPIC_PREFIX) == Some(a.as_str())
+            }
             _ => false,
+        }
+    }
+
+    /// The destination as subscribed to.
+    pub(super) fn as_str(&self) -> &str {
+        match self {
+            Destination::UserQueue => USER_QUEUE,
+            Destination::Broadcast => BROADCAST_TOPIC,
+            Destination::Group(d) => d,
         }
     }
 }
 
+/// One subscription of a session: 40 bytes, and an allocation only for its id and a group
+/// destination (every idle session holds one or two).
 pub(super) struct Subscription {
-    pub(super) id: String,
-    pub(super) destination: String,
+    pub(super) id: Box<str>,
     pub(super) kind: Destination,
 }

@@ -101,6 +101,12 @@ fn push_header(out: &mut String, name: &str, value: &str, escape: bool) {
 
 /// Appends `s` with STOMP 1.2 header escaping.
 pub fn push_escaped(out: &mut String, s: &str) {
+    // Most values (ids, destinations) need no escaping: one scan and one copy instead of a
+    // push per character; this runs for every frame to every session.
+    if !s.bytes().any(|b| matches!(b, b'\\' | b'\n' | b'\r' | b':')) {
+        out.push_str(s);
+        return;
+    }
     for c in s.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
@@ -131,10 +137,27 @@ pub fn encode_traced_message(
     trace: Option<&TraceContext>,
     body: &[u8],
 ) -> String {
-    let mut out = String::with_capacity(160 + destination.len() + subscription.len() + body.len());
+    let tail = message_tail(message_id, trace, body);
+    let mut out = String::with_capacity(40 + destination.len() + subscription.len() + tail.len());
+    push_message(&mut out, destination, subscription, &tail);
+    out
+}
+
+/// Appends a MESSAGE frame to `out`: its `destination` and `subscription` headers, then
+/// `tail` from [`message_tail`]. A push goes to many sessions with the same tail: only
+/// these two headers differ between them.
+pub fn push_message(out: &mut String, destination: &str, subscription: &str, tail: &str) {
+    out.reserve(40 + destination.len() + subscription.len() + tail.len());
     out.push_str("MESSAGE\n");
-    push_header(&mut out, "destination", destination, true);
-    push_header(&mut out, "subscription", subscription, true);
+    push_header(out, "destination", destination, true);
+    push_header(out, "subscription", subscription, true);
+    out.push_str(tail);
+}
+
+/// What follows `subscription` in a MESSAGE frame: the `message-id`, trace and content
+/// headers, the body and the closing NUL.
+pub fn message_tail(message_id: &str, trace: Option<&TraceContext>, body: &[u8]) -> String {
+    let mut out = String::with_capacity(120 + message_id.len() + body.len());
     push_header(&mut out, "message-id", message_id, true);
     if let Some(trace) = trace {
         push_header(&mut out, TRACEPARENT, trace.traceparent(), true);

@@ -18,6 +18,7 @@ mod transport;
 pub use connect::{MAX_HEARTBEAT, MAX_PRE_CONNECT_BYTES, MAX_PRE_CONNECT_MESSAGES};
 pub use destination::{BROADCAST_TOPIC, GROUP_TOPIC_PREFIX, USER_QUEUE};
 pub use frame::{Frame, FrameError, MAX_FRAME_BYTES};
+pub(crate) use session::run_socket_from;
 pub use session::{run_session, run_socket, MAX_FRAMES_PER_MESSAGE, MAX_SUBSCRIPTION_ID_BYTES};
 pub use transport::{
     choose_subprotocol, handshake, Handshake, Inbound, Outbound, WsBuffers, SUBPROTOCOLS,

@@ -2,6 +2,7 @@
 //! `SEND /app/read`, receipts and resumes, until the session closes.
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -17,10 +18,10 @@ use super::connect::{connect_frame, first_frames};
 use super::destination::{
     Destination, Subscription, BROADCAST_TOPIC, GROUP_TOPIC_PREFIX, USER_QUEUE,
 };
-use super::frame::{encode_message, encode_traced_message, Frame};
+use super::frame::{encode_message, push_message, Frame};
 use super::transport::{Handshake, Inbound, Outbound};
 use crate::auth::Principal;
-use crate::hub::{session_queue, OverflowSignal, SessionReceiver};
+use crate::hub::{session_queue, SessionReceiver, Signal};
 use crate::inbox;
 use crate::limits::ConnectionGuard;
 use crate::metrics;
@@ -50,15 +51,22 @@ struct Session<T> {
     /// The client's messages in, ours out: one object, so an adapter need not split its
     /// WebSocket (a split costs a shared lock allocation per session).
     socket: T,
+    /// Pushes, and the overflow and shutdown signals.
     rx: SessionReceiver,
-    overflow: OverflowSignal,
-    reader: Reader,
+    /// Shared with the hub's entry for this session.
+    reader: Arc<Reader>,
     subs: Vec<Subscription>,
     /// Ids replayed by a resume; the live copies that follow are skipped once.
-    resumed: HashSet<String>,
-    resumed_at: Instant,
+    resumed: Option<Box<Resumed>>,
     last_write: Instant,
     last_read: Instant,
+}
+
+/// The ids a resume replayed, and when: their live copies that follow are skipped once.
+/// Boxed in an `Option`: only sessions that resumed in the last minute pay for it.
+struct Resumed {
+    ids: HashSet<String>,
+    at: Instant,
 }
 
 /// Runs one STOMP session to its end: CONNECT (with auth), then subscriptions, pushes,
@@ -81,7 +89,84 @@ pub async fn run_session<I, O>(
 }
 
 /// [`run_session`] over one `socket` that yields the client's messages and takes ours.
-pub async fn run_socket<T>(service: Arc<NotifyService>, mut handshake: Handshake, mut socket: T)
+pub fn run_socket<T>(
+    service: Arc<NotifyService>,
+    handshake: Handshake,
+    socket: T,
+) -> impl Future<Output = ()> + Send
+where
+    T: Stream<Item = Inbound> + Sink<Outbound> + Unpin + Send,
+{
+    run_socket_from(service, handshake, std::future::ready(Some(socket)))
+}
+
+/// [`run_socket`] over a socket still to be made (`None`: it could not be, and the session
+/// ends): an upgrade to finish, a WebSocket to wrap around the connection.
+///
+/// Why a plain function returning a future, with the opening boxed: a task's future is as
+/// large as its largest state, plus every argument for its whole life, and an idle
+/// session's task lives for hours. The opening (the socket's making, CONNECT, limits, the
+/// muted-types lookup) and the closing handshake run in boxed futures of their own, freed
+/// when they end, and the future that stays holds the session and its wait only: about
+/// 1.6 KB less per session than one `async fn` over all of it.
+pub(crate) fn run_socket_from<F, T>(
+    service: Arc<NotifyService>,
+    handshake: Handshake,
+    socket: F,
+) -> impl Future<Output = ()> + Send
+where
+    F: Future<Output = Option<T>> + Send,
+    T: Stream<Item = Inbound> + Sink<Outbound> + Unpin + Send,
+{
+    let opening = Box::pin(async move { open(service, handshake, socket.await?).await });
+    async move {
+        let Some(mut opened) = opening.await else {
+            return;
+        };
+        let close = opened.run().await;
+        let Opened {
+            mut session,
+            registration,
+            ..
+        } = opened;
+        let id = registration.id();
+        drop(registration);
+        tracing::debug!(session = id, user = %session.reader.user, "STOMP session closed");
+        // A slow consumer's ERROR waits behind a full socket: give it the whole write
+        // timeout.
+        let timeout = session.service.config.write_timeout;
+        Box::pin(finish(&mut session.socket, close, timeout)).await;
+    }
+}
+
+/// A session past CONNECT, registered, its CONNECTED frame sent.
+struct Opened<T> {
+    session: Session<T>,
+    /// Its place in the hub; dropped before the closing handshake.
+    registration: Registration,
+    expires_at: chrono::DateTime<chrono::Utc>,
+    send_interval: Option<Duration>,
+    recv_interval: Option<Duration>,
+}
+
+impl<T> Opened<T>
+where
+    T: Stream<Item = Inbound> + Sink<Outbound> + Unpin + Send,
+{
+    async fn run(&mut self) -> Close {
+        self.session
+            .run(self.expires_at, self.send_interval, self.recv_interval)
+            .await
+    }
+}
+
+/// CONNECT to CONNECTED and the frames that came with CONNECT: `None` when the session
+/// ended there (closed, with an ERROR when the client deserved one).
+async fn open<T>(
+    service: Arc<NotifyService>,
+    mut handshake: Handshake,
+    mut socket: T,
+) -> Option<Opened<T>>
 where
     T: Stream<Item = Inbound> + Sink<Outbound> + Unpin + Send,
 {
@@ -90,11 +175,11 @@ where
         Ok(Ok(Some(frames))) => frames.into_iter(),
         Ok(Ok(None)) => {
             metrics::session_closed("client");
-            return;
+            return None;
         }
         Ok(Err(close)) => {
             finish(&mut socket, close, Duration::from_secs(2)).await;
-            return;
+            return None;
         }
         Err(_) => {
             let close = error(
@@ -103,7 +188,7 @@ where
                 None,
             );
             finish(&mut socket, close, Duration::from_secs(2)).await;
-            return;
+            return None;
         }
     };
     // The message holding CONNECT may carry more frames: they are handled, in order, once
@@ -117,7 +202,7 @@ where
         Ok(ok) => ok,
         Err(close) => {
             finish(&mut socket, close, Duration::from_secs(2)).await;
-            return;
+            return None;
         }
     };
     let Started {
@@ -127,51 +212,54 @@ where
         recv_interval,
         slots,
     } = started;
-    let reader = principal.reader();
+    let reader = Arc::new(principal.reader());
     let expires_at = principal.expires_at;
-    // Escalation e-mails go to the address of the user's last connection; muted types are
-    // loaded before the session can receive its first push.
+    // Muted types are loaded before the session can receive its first push; escalation
+    // e-mails go to the address of the user's last connection, so users who can be
+    // escalated to have their contact remembered (a write only when it changed).
     // Neither waits for a store that is down: sessions start during a store outage.
-    crate::prefs::rest::remember_in_background(&service, &principal);
     service.mutes().muted_within(&reader.user, MUTES_WAIT).await;
-    // Nothing of the handshake is needed from here on: free it now rather than keeping it
-    // in the session's future for the whole session.
+    if service.mutes().escalates(&reader.user) {
+        crate::prefs::rest::remember_in_background(&service, &principal);
+    }
     drop((connect, handshake, principal));
     let (sender, rx) = session_queue(service.config.session_queue);
     // Unregisters (and frees the limit slots) on every exit path, a panic included.
     let registration = Registration::new(&service.hub, &reader, sender, slots);
-    let id = registration.id();
-    tracing::debug!(session = id, user = %reader.user, "STOMP session connected");
+    tracing::debug!(session = registration.id(), user = %reader.user, "STOMP session connected");
     let now = Instant::now();
     let mut session = Session {
-        service: service.clone(),
+        service,
         socket,
-        overflow: rx.overflow_signal(),
         rx,
         reader,
         subs: Vec::new(),
-        resumed: HashSet::new(),
-        resumed_at: now,
+        resumed: None,
         last_write: now,
         last_read: now,
     };
     let connected = frame_out.encode();
-    // Only its text is needed: the frame's headers would stay in the session's future.
     drop(frame_out);
     let close = match session.write(Outbound::Text(connected)).await {
-        Ok(()) => match session.handle_all(rest).await {
-            Some(close) => close,
-            None => session.run(expires_at, send_interval, recv_interval).await,
-        },
-        Err(_) => Close::Done {
+        Ok(()) => session.handle_all(rest).await,
+        Err(_) => Some(Close::Done {
             reason: "client",
             code: 1000,
-        },
+        }),
     };
-    drop(registration);
-    tracing::debug!(session = id, user = %session.reader.user, "STOMP session closed");
-    // A slow consumer's ERROR waits behind a full socket: give it the whole write timeout.
-    finish(&mut session.socket, close, service.config.write_timeout).await;
+    if let Some(close) = close {
+        drop(registration);
+        let timeout = session.service.config.write_timeout;
+        finish(&mut session.socket, close, timeout).await;
+        return None;
+    }
+    Some(Opened {
+        session,
+        registration,
+        expires_at,
+        send_interval,
+        recv_interval,
+    })
 }
 
 /// A session that passed CONNECT and its limits.
@@ -240,8 +328,11 @@ where
     async fn write(&mut self, msg: Outbound) -> Result<(), WriteFail> {
         let timeout = self.service.config.write_timeout;
         let result = tokio::select! {
+            // The write first: it usually completes at once, and then the timer is never
+            // polled, so never registered with (and removed from) the timer wheel.
+            biased;
             r = self.socket.send(msg) => r.map_err(|_| WriteFail::Closed),
-            _ = self.overflow.wait() => Err(WriteFail::Slow),
+            _ = self.rx.overflow() => Err(WriteFail::Slow),
             _ = tokio::time::sleep(timeout) => Err(WriteFail::Slow),
         };
         self.last_write = Instant::now();
@@ -254,7 +345,6 @@ where
         send_interval: Option<Duration>,
         recv_interval: Option<Duration>,
     ) -> Close {
-        let mut shutdown = self.service.shutdown_signal();
         // Heart-beat checks only when heart-beats were agreed: an interval is one more
         // allocation (its boxed timer) per session, for nothing on a `heart-beat:0,0` one.
         let mut ticker = send_interval
@@ -270,16 +360,16 @@ where
         loop {
             tokio::select! {
                 biased;
-                _ = async { let _ = shutdown.wait_for(|s| *s).await; } => {
-                    return Close::Error {
+                signal = self.rx.signal() => match signal {
+                    Signal::Overflowed => return Close::SlowConsumer,
+                    Signal::ShuttingDown => return Close::Error {
                         message: "server shutting down; reconnect".into(),
                         detail: "the server is restarting; reconnect and resume with `since`".into(),
                         receipt: None,
                         code: 1012,
                         reason: "shutdown",
-                    };
-                }
-                _ = self.overflow.wait() => return Close::SlowConsumer,
+                    },
+                },
                 msg = self.socket.next() => {
                     self.last_read = Instant::now();
                     let bytes: Vec<u8> = match msg {
@@ -292,7 +382,8 @@ where
                         Ok(f) => f,
                         Err(close) => return close,
                     };
-                    if let Some(close) = self.handle_all(frames).await {
+                    // Boxed, as are the other awaits below: see `run_socket`.
+                    if let Some(close) = Box::pin(self.handle_all(frames)).await {
                         return close;
                     }
                 }
@@ -315,7 +406,7 @@ where
                             None => break,
                         }
                     }
-                    if let Err(fail) = self.deliver(&batch).await {
+                    if let Err(fail) = Box::pin(self.deliver(&batch)).await {
                         return fail_close(fail);
                     }
                 }
@@ -331,7 +422,7 @@ where
                     }
                     if let Some(send) = send_interval {
                         if self.last_write.elapsed() + Duration::from_millis(500) >= send {
-                            if let Err(fail) = self.write(Outbound::Text("\n".into())).await {
+                            if let Err(fail) = Box::pin(self.write(Outbound::Text("\n".into()))).await {
                                 return fail_close(fail);
                             }
                         }
@@ -367,7 +458,7 @@ where
             return Some(too_many_frames());
         }
         for frame in frames {
-            if let Some(close) = Box::pin(self.handle(frame)).await {
+            if let Some(close) = self.handle(frame).await {
                 return Some(close);
             }
         }
@@ -386,7 +477,7 @@ where
                         Some(&frame),
                     ));
                 };
-                self.subs.retain(|s| s.id != id);
+                self.subs.retain(|s| &*s.id != id);
                 self.receipt(&frame).await
             }
             "SEND" => {
@@ -465,7 +556,7 @@ where
                     Some(frame),
                 ));
             }
-            Destination::Group(group.to_string())
+            Destination::Group(destination.into())
         } else {
             return Some(error(
                 format!("unknown destination: {destination}"),
@@ -475,7 +566,7 @@ where
                 Some(frame),
             ));
         };
-        if self.subs.iter().any(|s| s.id == id) {
+        if self.subs.iter().any(|s| &*s.id == id) {
             return Some(error(
                 format!("duplicate subscription id: {id}"),
                 "subscription ids must be unique within a session",
@@ -493,8 +584,7 @@ where
             ));
         }
         let sub = Subscription {
-            id: id.to_string(),
-            destination: destination.to_string(),
+            id: id.into(),
             kind,
         };
         if let (Destination::UserQueue, Some(since)) = (&sub.kind, frame.get("since")) {
@@ -526,11 +616,13 @@ where
                         })
                     }
                 };
-            self.resumed.clear();
-            self.resumed_at = Instant::now();
+            self.resumed = Some(Box::new(Resumed {
+                ids: HashSet::new(),
+                at: Instant::now(),
+            }));
             let last = backlog.items.len().saturating_sub(1);
             for (i, item) in backlog.items.into_iter().enumerate() {
-                let mut text = encode_message(&sub.destination, &sub.id, &item.id, &item.json);
+                let mut text = encode_message(sub.kind.as_str(), &sub.id, &item.id, &item.json);
                 if backlog.truncated && i == last {
                     // More was missed than one resume sends: the client pages the rest over
                     // REST, from this notification's cursor.
@@ -540,7 +632,9 @@ where
                     return Some(fail_close(fail));
                 }
                 metrics::pushed(None);
-                self.resumed.insert(item.id);
+                if let Some(resumed) = &mut self.resumed {
+                    resumed.ids.insert(item.id);
+                }
             }
         }
         self.subs.reserve_exact(1);
@@ -551,27 +645,25 @@ where
     /// Writes the frames of `pushes` for every matching subscription as one WebSocket
     /// message (one write), skipping live copies of notifications a resume just replayed.
     async fn deliver(&mut self, pushes: &[Arc<Push>]) -> Result<(), WriteFail> {
-        if !self.resumed.is_empty() && self.resumed_at.elapsed() > Duration::from_secs(60) {
-            self.resumed.clear();
+        if self
+            .resumed
+            .as_ref()
+            .is_some_and(|r| r.ids.is_empty() || r.at.elapsed() > Duration::from_secs(60))
+        {
+            self.resumed = None;
         }
         let mut text = String::new();
         let mut frames: Vec<&Arc<Push>> = Vec::new();
         for push in pushes {
             let n = &push.notification;
-            let skip_user_queue = self.resumed.remove(&n.id);
+            let skip_user_queue = self.resumed.as_mut().is_some_and(|r| r.ids.remove(&n.id));
             for sub in &self.subs {
                 if !sub.kind.matches(&n.audience)
                     || (skip_user_queue && sub.kind == Destination::UserQueue)
                 {
                     continue;
                 }
-                text.push_str(&encode_traced_message(
-                    &sub.destination,
-                    &sub.id,
-                    &n.id,
-                    push.trace.as_ref(),
-                    &push.json,
-                ));
+                push_message(&mut text, sub.kind.as_str(), &sub.id, push.stomp_tail());
                 frames.push(push);
             }
         }

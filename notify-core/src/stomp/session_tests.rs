@@ -211,6 +211,33 @@ async fn the_session_ends_when_the_token_expires() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn shutdown_closes_live_and_later_sessions_with_a_reconnect_hint() {
+    let service = service(ServiceConfig::default());
+    let mut live = Client::start(&service, 16);
+    live.connect("alice", 3600, "0,0").await;
+    live.subscribe(None);
+    live.expect("RECEIPT").await;
+    service.shutdown();
+    let error = live.expect("ERROR").await;
+    assert_eq!(
+        error.get("message"),
+        Some("server shutting down; reconnect")
+    );
+    assert_eq!(live.closed().await.0, 1012);
+    live.session.await.unwrap();
+    // A session that connects during the shutdown is told at once.
+    let mut late = Client::start(&service, 16);
+    late.connect("bob", 3600, "0,0").await;
+    let error = late.expect("ERROR").await;
+    assert_eq!(
+        error.get("message"),
+        Some("server shutting down; reconnect")
+    );
+    assert_eq!(late.closed().await.0, 1012);
+    late.session.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_client_that_stops_reading_is_closed_as_a_slow_consumer() {
     let service = service(ServiceConfig {
         session_queue: 4,

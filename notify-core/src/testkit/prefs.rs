@@ -28,6 +28,7 @@ where
     Fut: Future<Output = Arc<dyn PreferenceStore>>,
 {
     preferences_round_trip(make().await).await;
+    get_many_finds_those_who_set_them(make().await).await;
     profiles_index(make().await).await;
     schedule_is_idempotent(make().await).await;
     leases_are_exclusive(make().await).await;
@@ -76,6 +77,37 @@ pub async fn preferences_round_trip(store: Arc<dyn PreferenceStore>) {
     let profile = store.profile("nobody").await.unwrap();
     assert_eq!(profile.prefs, Preferences::default());
     assert_eq!(profile.contact, Contact::default());
+}
+
+/// `get_many` answers the users among those asked who set preferences, with what `get`
+/// answers; a remembered contact alone is no preferences.
+pub async fn get_many_finds_those_who_set_them(store: Arc<dyn PreferenceStore>) {
+    assert!(store.get_many(&[]).await.unwrap().is_empty());
+    let muted = prefs(json!({"muted_types": ["marketing.*"]}));
+    store.put("ann", &muted).await.unwrap();
+    store.put("bob", &Preferences::default()).await.unwrap();
+    store
+        .remember(
+            "cy",
+            &Contact {
+                email: Some("cy@example.com".into()),
+                groups: vec![],
+            },
+        )
+        .await
+        .unwrap();
+    let mut found = store
+        .get_many(&["ann".into(), "bob".into(), "cy".into(), "zed".into()])
+        .await
+        .unwrap();
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        found,
+        vec![
+            ("ann".to_string(), muted),
+            ("bob".to_string(), Preferences::default())
+        ]
+    );
 }
 
 /// `profiles` finds enabled users by id, by remembered group, or all of them.

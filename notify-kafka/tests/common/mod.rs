@@ -120,7 +120,10 @@ pub(crate) fn session(
 ) -> SessionReceiver {
     let (tx, rx) = session_queue(capacity);
     service.hub().register(
-        &Reader::new(user, groups.iter().map(|g| g.to_string()).collect()),
+        &Arc::new(Reader::new(
+            user,
+            groups.iter().map(|g| g.to_string()).collect(),
+        )),
         tx,
     );
     rx
