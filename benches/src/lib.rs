@@ -258,6 +258,17 @@ pub mod procfs {
     pub fn threads(pid: u32) -> Option<u64> {
         status_field(pid, "Threads:")
     }
+
+    /// The machine's CPU pressure now: the "some" line of `/proc/pressure/cpu` (empty where
+    /// the kernel has no PSI), reported beside figures taken on a shared box.
+    pub fn cpu_pressure() -> String {
+        std::fs::read_to_string("/proc/pressure/cpu")
+            .unwrap_or_default()
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string()
+    }
 }
 
 #[cfg(test)]

@@ -223,15 +223,6 @@ struct EventRec {
     ok: bool,
 }
 
-fn cpu_pressure() -> String {
-    std::fs::read_to_string("/proc/pressure/cpu")
-        .unwrap_or_default()
-        .lines()
-        .next()
-        .unwrap_or("")
-        .to_string()
-}
-
 fn event_body(id: &str, kind: Kind, target: usize, sent_us: i64, pad: usize) -> String {
     let recipients = match kind {
         Kind::Personal => serde_json::json!({"users": [format!("u{target}")]}),
@@ -339,7 +330,7 @@ async fn run(args: RunArgs) -> i32 {
             .unwrap_or_default()
             .trim()
             .to_string(),
-        cpu_pressure_at_start: cpu_pressure(),
+        cpu_pressure_at_start: procfs::cpu_pressure(),
         nofile_limit: nofile,
         sessions_requested: args.sessions,
         ..Report::default()
@@ -642,7 +633,7 @@ async fn run(args: RunArgs) -> i32 {
     wait_delivered(&holders, expected, args.drain_timeout).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let cpu_end = cpu_sum(&instances);
-    report.cpu_pressure_at_end = cpu_pressure();
+    report.cpu_pressure_at_end = procfs::cpu_pressure();
     let end_rss: Vec<u64> = instances
         .iter()
         .map(|i| procfs::rss_kib(i.pid).unwrap_or(0))

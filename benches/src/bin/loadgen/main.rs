@@ -43,7 +43,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use crate::analysis::{analyse, top_reasons};
 use crate::args::{parse_mix, Args};
 use crate::publish::{Kind, Phase, Publisher, Rng};
-use crate::report::{cpu_pressure, machine, print_summary, Machine, Report, ServerStats};
+use crate::report::{machine, print_summary, Machine, Report, ServerStats};
 use crate::server::{resolve, spawn_server, wait_live};
 use crate::sessions::{session, Outcome, Setup, Shared};
 
@@ -331,7 +331,7 @@ async fn run(args: Args, nofile: u64) -> i32 {
             p.2 = cpu_end;
         }
     }
-    report.machine.cpu_pressure_at_end = cpu_pressure();
+    report.machine.cpu_pressure_at_end = notify_benches::procfs::cpu_pressure();
     let rss_end = server_pid.and_then(procfs::rss_kib).unwrap_or(0);
     let peak = server_pid.and_then(procfs::peak_rss_kib).unwrap_or(0);
     let threads = server_pid.and_then(procfs::threads).unwrap_or(0);

@@ -103,19 +103,10 @@ pub(crate) fn machine() -> Machine {
             .unwrap_or_default()
             .trim()
             .to_string(),
-        cpu_pressure_at_start: cpu_pressure(),
+        cpu_pressure_at_start: notify_benches::procfs::cpu_pressure(),
         cpu_pressure_at_end: String::new(),
         nofile_limit: 0,
     }
-}
-
-pub(crate) fn cpu_pressure() -> String {
-    std::fs::read_to_string("/proc/pressure/cpu")
-        .unwrap_or_default()
-        .lines()
-        .next()
-        .unwrap_or("")
-        .to_string()
 }
 
 fn ms(us: u64) -> String {
