@@ -120,6 +120,29 @@ impl MongoPreferences {
         }
     }
 
+    /// The profiles matching `filter`, each read with [`Self::profile_of`].
+    async fn find_profiles(&self, what: &'static str, filter: Document) -> Result<Vec<Profile>> {
+        self.timed(what, async {
+            let docs: Vec<Document> = self
+                .profiles
+                .find(filter)
+                .await
+                .map_err(|e| errors::map("find profiles", e))?
+                .try_collect()
+                .await
+                .map_err(|e| errors::map("find profiles", e))?;
+            docs.iter()
+                .map(|d| {
+                    let user = d
+                        .get_str("_id")
+                        .map_err(|e| internal("profile without string _id", e))?;
+                    Self::profile_of(user, Some(d))
+                })
+                .collect()
+        })
+        .await
+    }
+
     fn profile_of(user: &str, d: Option<&Document>) -> Result<Profile> {
         let prefs = match d.and_then(|d| d.get_str("prefs").ok()) {
             Some(json) => {
@@ -304,25 +327,9 @@ impl PreferenceStore for MongoPreferences {
         if users.is_empty() {
             return Ok(Vec::new());
         }
-        self.timed("get many preferences", async {
-            let docs: Vec<Document> = self
-                .profiles
-                .find(doc! {"_id": {"$in": users}, "prefs": {"$exists": true}})
-                .await
-                .map_err(|e| errors::map("find profiles", e))?
-                .try_collect()
-                .await
-                .map_err(|e| errors::map("find profiles", e))?;
-            docs.iter()
-                .map(|d| {
-                    let user = d
-                        .get_str("_id")
-                        .map_err(|e| internal("profile without string _id", e))?;
-                    Ok((user.to_string(), Self::profile_of(user, Some(d))?.prefs))
-                })
-                .collect()
-        })
-        .await
+        let filter = doc! {"_id": {"$in": users}, "prefs": {"$exists": true}};
+        let found = self.find_profiles("get many preferences", filter).await?;
+        Ok(found.into_iter().map(|p| (p.user, p.prefs)).collect())
     }
 
     async fn put(&self, user: &str, prefs: &Preferences) -> Result<()> {
@@ -393,25 +400,7 @@ impl PreferenceStore for MongoPreferences {
             }
             doc! {"email_enabled": true, "$or": or}
         };
-        self.timed("find profiles", async {
-            let docs: Vec<Document> = self
-                .profiles
-                .find(filter)
-                .await
-                .map_err(|e| errors::map("find profiles", e))?
-                .try_collect()
-                .await
-                .map_err(|e| errors::map("find profiles", e))?;
-            docs.iter()
-                .map(|d| {
-                    let user = d
-                        .get_str("_id")
-                        .map_err(|e| internal("profile without string _id", e))?;
-                    Self::profile_of(user, Some(d))
-                })
-                .collect()
-        })
-        .await
+        self.find_profiles("find profiles", filter).await
     }
 
     async fn schedule(&self, escalations: &[Escalation]) -> Result<usize> {

@@ -11,11 +11,11 @@
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::StreamExt;
 use parking_lot::Mutex;
 
+use super::background_run::BackgroundRun;
 use super::store::{Contact, PreferenceStore};
 use crate::auth::Principal;
 use crate::error::Result;
@@ -42,8 +42,15 @@ pub struct ContactCache {
     written: Mutex<HashMap<u64, u64>>,
     /// Contacts waiting for the background writer, by user.
     queued: Mutex<HashMap<String, Contact>>,
-    /// True while a writer runs.
-    writing: AtomicBool,
+    /// The background writer.
+    writer: BackgroundRun,
+}
+
+fn contact_of(principal: &Principal) -> Contact {
+    Contact {
+        email: principal.email.clone(),
+        groups: principal.groups.clone(),
+    }
 }
 
 fn digest(value: &impl Hash) -> u64 {
@@ -60,31 +67,32 @@ impl ContactCache {
 
     /// Stores the principal's contact if it differs from what this process last wrote.
     pub async fn remember(&self, store: &dyn PreferenceStore, principal: &Principal) -> Result<()> {
-        let contact = Contact {
-            email: principal.email.clone(),
-            groups: principal.groups.clone(),
-        };
-        let (user, digest) = (digest(&principal.user), digest(&contact));
-        if self.written.lock().get(&user) == Some(&digest) {
+        let contact = contact_of(principal);
+        if self.is_written(&principal.user, &contact) {
             return Ok(());
         }
         store.remember(&principal.user, &contact).await?;
+        self.mark_written(&principal.user, &contact);
+        Ok(())
+    }
+
+    fn is_written(&self, user: &str, contact: &Contact) -> bool {
+        self.written.lock().get(&digest(&user)) == Some(&digest(contact))
+    }
+
+    fn mark_written(&self, user: &str, contact: &Contact) {
         let mut written = self.written.lock();
         if written.len() >= MAX_CACHED {
             written.clear();
         }
-        written.insert(user, digest);
-        Ok(())
+        written.insert(digest(&user), digest(contact));
     }
 
     /// Queues the principal's contact for [`ContactCache::write_queued`] unless it is what
     /// this process last wrote. True when the caller must start a writer (none runs).
     pub fn queue(&self, principal: &Principal) -> bool {
-        let contact = Contact {
-            email: principal.email.clone(),
-            groups: principal.groups.clone(),
-        };
-        if self.written.lock().get(&digest(&principal.user)) == Some(&digest(&contact)) {
+        let contact = contact_of(principal);
+        if self.is_written(&principal.user, &contact) {
             return false;
         }
         {
@@ -95,7 +103,7 @@ impl ContactCache {
             }
             queued.insert(principal.user.clone(), contact);
         }
-        !self.writing.swap(true, Ordering::AcqRel)
+        self.writer.claim()
     }
 
     /// Writes the queued contacts, a few at a time, until none are left. A
@@ -111,10 +119,7 @@ impl ContactCache {
                     .collect()
             };
             if batch.is_empty() {
-                self.writing.store(false, Ordering::Release);
-                // A contact queued after the last take but before the flag cleared would
-                // wait for the next connection without this check.
-                if self.queued.lock().is_empty() || self.writing.swap(true, Ordering::AcqRel) {
+                if self.writer.release(|| self.queued.lock().is_empty()) {
                     return;
                 }
                 continue;
@@ -122,13 +127,7 @@ impl ContactCache {
             futures::stream::iter(batch)
                 .for_each_concurrent(WRITES_IN_FLIGHT, |(user, contact)| async move {
                     match store.remember(&user, &contact).await {
-                        Ok(()) => {
-                            let mut written = self.written.lock();
-                            if written.len() >= MAX_CACHED {
-                                written.clear();
-                            }
-                            written.insert(digest(&user), digest(&contact));
-                        }
+                        Ok(()) => self.mark_written(&user, &contact),
                         Err(e) => {
                             tracing::warn!(%user, error = %e, "could not remember the user's contact")
                         }

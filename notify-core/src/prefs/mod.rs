@@ -11,6 +11,7 @@
 //!
 //! Escalation itself (channels, the due-queue worker) is in [`crate::escalation`].
 
+mod background_run;
 mod contacts;
 pub mod local_time;
 mod memory;

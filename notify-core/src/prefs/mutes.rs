@@ -6,13 +6,13 @@
 //! inbox request, connection or push for that user), so they follow within that interval.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
 
+use super::background_run::BackgroundRun;
 use super::preferences::Preferences;
 use super::store::PreferenceStore;
 use super::type_filter::MutedTypes;
@@ -57,8 +57,8 @@ pub struct MuteRegistry {
     /// entry of a large instance stale at once: they are reloaded in batches by one task,
     /// not by a store query (and a task) each.
     pending: Mutex<Vec<String>>,
-    /// True while the background loader runs.
-    loading: AtomicBool,
+    /// The background loader.
+    loader: BackgroundRun,
     /// Woken after each batch the loader finishes (or fails): connections wait on it.
     batch_done: Notify,
 }
@@ -81,7 +81,7 @@ impl MuteRegistry {
             refresh,
             unavailable_until: Mutex::new(None),
             pending: Mutex::new(Vec::new()),
-            loading: AtomicBool::new(false),
+            loader: BackgroundRun::default(),
             batch_done: Notify::new(),
         }
     }
@@ -226,7 +226,7 @@ impl MuteRegistry {
             e.reloading = true;
         }
         self.pending.lock().push(user.to_string());
-        if !self.loading.swap(true, Ordering::AcqRel) {
+        if self.loader.claim() {
             runtime.spawn(self.clone().load_pending());
         }
     }
@@ -242,10 +242,7 @@ impl MuteRegistry {
                 pending.drain(..n).collect()
             };
             if batch.is_empty() {
-                self.loading.store(false, Ordering::Release);
-                // A user queued after the drain but before the flag cleared would wait
-                // for the next stale push without this check.
-                if self.pending.lock().is_empty() || self.loading.swap(true, Ordering::AcqRel) {
+                if self.loader.release(|| self.pending.lock().is_empty()) {
                     return;
                 }
                 continue;
@@ -322,9 +319,6 @@ mod tests {
             !registry.escalates("u0"),
             "never set: defaults, no escalation"
         );
-        assert!(
-            !registry.loading.load(Ordering::Acquire),
-            "the loader ended"
-        );
+        assert!(!registry.loader.running(), "the loader ended");
     }
 }
