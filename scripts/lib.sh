@@ -43,6 +43,18 @@ with_lock() {
   ) 9>"$NOTIFY_CACHE/locks/$name.lock"
 }
 
+# cargo_install_once CRATE: installs a cargo tool whose binary is named like its crate into
+# ~/.cargo/bin unless it is there, with a target directory of its own (the build shares
+# nothing with the project's and does not wait for the lock of a build running beside it).
+# Run it under `with_lock CRATE` so that parallel scripts install it once.
+cargo_install_once() {
+  local crate=$1
+  command -v "$crate" >/dev/null && return 0
+  log "installing $crate (cargo install --locked; cached in ~/.cargo/bin)"
+  CARGO_TARGET_DIR="$NOTIFY_CACHE/$crate-build" nice -n 10 cargo install "$crate" --locked >&2
+  rm -rf "$NOTIFY_CACHE/$crate-build"
+}
+
 # used_ports: every local TCP port currently bound (any state), one per line.
 used_ports() {
   local f

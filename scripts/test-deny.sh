@@ -11,14 +11,7 @@ LOG_TAG=deny
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 cd "$NOTIFY_SCRIPTS_DIR/.."
 
-install_cargo_deny() {
-  command -v cargo-deny >/dev/null && return 0
-  log "installing cargo-deny (cargo install --locked; cached in ~/.cargo/bin)"
-  # Its own target directory: the build shares nothing with the project's.
-  CARGO_TARGET_DIR="$NOTIFY_CACHE/cargo-deny-build" nice -n 10 cargo install cargo-deny --locked >&2
-  rm -rf "$NOTIFY_CACHE/cargo-deny-build"
-}
-with_lock cargo-deny install_cargo_deny
+with_lock cargo-deny cargo_install_once cargo-deny
 log "$(cargo deny --version)"
 # --offline: the crates are already fetched (clippy ran); nothing else is needed.
 cargo deny --offline check licenses bans sources

@@ -28,15 +28,7 @@ targets=("$@")
 
 cargo +nightly --version >/dev/null 2>&1 \
   || die "the nightly toolchain is missing (rustup toolchain install nightly); cargo fuzz needs it"
-install_cargo_fuzz() {
-  command -v cargo-fuzz >/dev/null && return 0
-  log "installing cargo-fuzz (cargo install --locked; cached in ~/.cargo/bin)"
-  # Its own target directory: the build shares nothing with the project's (and does not
-  # wait for the lock of a build running beside it).
-  CARGO_TARGET_DIR="$NOTIFY_CACHE/cargo-fuzz-build" nice -n 10 cargo install cargo-fuzz --locked >&2
-  rm -rf "$NOTIFY_CACHE/cargo-fuzz-build"
-}
-with_lock cargo-fuzz install_cargo_fuzz
+with_lock cargo-fuzz cargo_install_once cargo-fuzz
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/fuzz"
 work=$(mktemp -d /tmp/notify-fuzz.XXXXXX)
